@@ -1,0 +1,262 @@
+"""The one typed store interface that every backend (GeoPackage, PostGIS) implements.
+
+Geometries cross this boundary in lon/lat (EPSG:4326, x = longitude); distances are in metres, measured in
+EPSG:4547 (CGCS2000 3-degree Gauss-Krüger, CM 114E). Frames returned are indexed by the layer's key (``id``).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from shapely import box
+from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
+
+from layers import LAYERS, Layer, get_layer
+from twin.errors import InvalidQuery, NotFound
+
+#: CRS of every geometry that crosses the store interface.
+STORAGE_CRS = "EPSG:4326"
+#: CRS in which the stores measure lengths, areas and distances.
+METRIC_CRS = "EPSG:4547"
+
+
+@dataclass(frozen=True)
+class BBox:
+    """An axis-aligned box in lon/lat; degenerate boxes (a line or a point) are allowed."""
+
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+
+    def __post_init__(self) -> None:
+        values = (self.minx, self.miny, self.maxx, self.maxy)
+        if not all(math.isfinite(v) for v in values):
+            raise InvalidQuery(f"bbox values must be finite numbers, got {values}")
+        if self.minx > self.maxx or self.miny > self.maxy:
+            raise InvalidQuery(f"bbox must be minx,miny,maxx,maxy with min <= max, got {values}")
+
+    @classmethod
+    def from_sequence(cls, values: Sequence[float]) -> BBox:
+        """Build from ``[minx, miny, maxx, maxy]``; a 6-value 3D box drops its z values."""
+        if len(values) == 6:
+            values = (values[0], values[1], values[3], values[4])
+        if len(values) != 4:
+            raise InvalidQuery(f"bbox needs 4 (or 6) numbers, got {len(values)}")
+        return cls(*(float(v) for v in values))
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        """``(minx, miny, maxx, maxy)``."""
+        return (self.minx, self.miny, self.maxx, self.maxy)
+
+    def to_polygon(self) -> BaseGeometry:
+        """The box as a shapely geometry (a polygon, or a line/point when degenerate)."""
+        return box(*self.as_tuple())
+
+
+class Predicate(StrEnum):
+    """Spatial predicate between a stored geometry and the query geometry."""
+
+    INTERSECTS = "intersects"
+    WITHIN = "within"  # stored geometry within the query geometry
+    CONTAINS = "contains"  # stored geometry contains the query geometry
+
+
+class Op(StrEnum):
+    """Attribute comparison operators that both stores evaluate identically."""
+
+    EQ = "="
+    NE = "<>"
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    IN = "in"
+    LIKE = "like"  # SQL LIKE with % and _ wildcards, case-sensitive
+    IS_NULL = "is_null"
+    NOT_NULL = "not_null"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """``field op value``; ``value`` is a sequence for ``IN`` and ignored for the null tests."""
+
+    field: str
+    op: Op
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Sort:
+    """One sort key."""
+
+    field: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A closed interval on the layer's temporal field; an open end is ``None``. Datetimes are timezone-aware."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for value in (self.start, self.end):
+            if value is not None and value.tzinfo is None:
+                raise InvalidQuery("datetimes must carry a timezone (use Z for UTC)")
+        if self.start and self.end and self.start > self.end:
+            raise InvalidQuery("time interval start is after its end")
+
+
+@dataclass(frozen=True)
+class FeatureQuery:
+    """What to read from a layer: spatial and attribute filters, order, paging and the properties to return."""
+
+    bbox: BBox | None = None
+    geometry: BaseGeometry | None = None
+    predicate: Predicate = Predicate.INTERSECTS
+    filters: tuple[Filter, ...] = ()
+    time: TimeRange | None = None
+    sort: tuple[Sort, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+    properties: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 0:
+            raise InvalidQuery("limit must not be negative")
+        if self.offset < 0:
+            raise InvalidQuery("offset must not be negative")
+
+
+def check_query(layer: Layer, query: FeatureQuery) -> None:
+    """Raise ``InvalidQuery`` if ``query`` names fields the layer does not have or asks space/time of a table."""
+    known = set(layer.field_names) | {layer.key}
+    for name in [f.field for f in query.filters] + [s.field for s in query.sort] + list(query.properties or ()):
+        if name not in known:
+            raise InvalidQuery(f"layer {layer.id!r} has no field {name!r}")
+    if (query.bbox is not None or query.geometry is not None) and not layer.is_spatial:
+        raise InvalidQuery(f"{layer.id!r} is a table without geometry; it takes no spatial filter")
+    if query.time is not None and layer.temporal_field is None:
+        raise InvalidQuery(f"layer {layer.id!r} has no time field; it takes no datetime filter")
+    for f in query.filters:
+        if f.op is Op.IN and (isinstance(f.value, str) or not isinstance(f.value, Sequence)):
+            raise InvalidQuery(f"'in' on {f.field!r} needs a list of values")
+
+
+def known_layer(layer_id: str) -> Layer:
+    """The catalogue entry for ``layer_id``, or ``NotFound``."""
+    try:
+        return get_layer(layer_id)
+    except KeyError as err:
+        raise NotFound(str(err.args[0])) from None
+
+
+class Store(ABC):
+    """A twin's storage engine. Every method is safe to call from several threads."""
+
+    layers: tuple[Layer, ...] = LAYERS
+
+    @abstractmethod
+    def count(self, layer_id: str, query: FeatureQuery | None = None) -> int:
+        """Number of features matching ``query`` (its limit and offset are ignored)."""
+
+    @abstractmethod
+    def query(self, layer_id: str, query: FeatureQuery | None = None) -> gpd.GeoDataFrame | pd.DataFrame:
+        """Features matching ``query``: a GeoDataFrame (EPSG:4326) for spatial layers, a DataFrame for tables.
+
+        Rows come in the query's sort order, then by key; without a sort, by key.
+        """
+
+    @abstractmethod
+    def get(self, layer_id: str, feature_id: int) -> gpd.GeoDataFrame | pd.DataFrame:
+        """The one-row frame for ``feature_id``; raises ``NotFound`` if there is none."""
+
+    @abstractmethod
+    def nearest(
+        self, layer_id: str, point: Point, k: int = 5, filters: Sequence[Filter] = ()
+    ) -> gpd.GeoDataFrame:
+        """The ``k`` features nearest to ``point`` (lon/lat), nearest first, with a ``distance_m`` column."""
+
+    @abstractmethod
+    def within_distance(
+        self, layer_id: str, geometry: BaseGeometry, distance_m: float, filters: Sequence[Filter] = ()
+    ) -> gpd.GeoDataFrame:
+        """Features within ``distance_m`` metres of ``geometry`` (lon/lat), nearest first, with ``distance_m``."""
+
+    @abstractmethod
+    def aggregate_by_grid(
+        self,
+        layer_id: str,
+        filters: Sequence[Filter] = (),
+        grid_level: str = "grid",
+        sums: Sequence[str] = (),
+    ) -> pd.DataFrame:
+        """Counts (and sums of numeric ``sums`` fields) per grid cell of ``grid_level``, indexed by grid code.
+
+        A feature belongs to the cell that contains its representative point; a table row with a ``grid_code``
+        belongs to that cell (or to its ancestor at ``grid_level``). Cells with no features are included with 0.
+        """
+
+    @abstractmethod
+    def extent(self, layer_id: str) -> BBox | None:
+        """The bounding box of a spatial layer, or ``None`` when it is empty."""
+
+    @abstractmethod
+    def time_extent(self, layer_id: str) -> tuple[datetime | None, datetime | None]:
+        """Earliest and latest value of the layer's temporal field, ``(None, None)`` when it has none."""
+
+    @abstractmethod
+    def insert(self, layer_id: str, frame: gpd.GeoDataFrame | pd.DataFrame) -> list[int]:
+        """Validate and insert rows in one transaction; returns their ids. Nothing is written if any row fails."""
+
+    @abstractmethod
+    def update(self, layer_id: str, feature_id: int, changes: Mapping[str, Any]) -> None:
+        """Validate and apply ``changes`` (field → value, ``geometry`` → shapely in lon/lat) to one feature."""
+
+    @abstractmethod
+    def delete(self, layer_id: str, ids: Sequence[int]) -> int:
+        """Delete features by id in one transaction; returns how many were deleted."""
+
+    @abstractmethod
+    def replace_layer(self, layer_id: str, frame: gpd.GeoDataFrame | pd.DataFrame) -> int:
+        """Replace a layer's whole content with ``frame`` in one transaction (bulk load); returns the row count."""
+
+    @abstractmethod
+    def raster_path(self, raster_id: str) -> Path:
+        """Path of the raster's Cloud-Optimized GeoTIFF; ``NotFound`` for an unknown or missing raster."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def empty_frame(layer: Layer, extra: Mapping[str, str] | None = None) -> gpd.GeoDataFrame | pd.DataFrame:
+    """An empty frame with the layer's columns (and ``extra`` name → dtype), indexed by the key."""
+    columns = {f.name: pd.Series(dtype="object") for f in layer.fields}
+    for name, dtype in (extra or {}).items():
+        columns[name] = pd.Series(dtype=dtype)
+    frame = pd.DataFrame(columns, index=pd.Index([], dtype="int64", name=layer.key))
+    if layer.is_spatial:
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=STORAGE_CRS, index=frame.index), crs=STORAGE_CRS)
+    return frame
+
+
+ChangeSet = Mapping[str, Any]
