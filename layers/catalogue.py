@@ -274,6 +274,7 @@ READINGS = Layer(
     read_roles=STAFF,
     write_roles=frozenset({Role.DEVICE, Role.ADMIN}),
     temporal_field="ts",
+    unique_key=("sensor_id", "ts"),
 )
 
 ALARMS = Layer(

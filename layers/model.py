@@ -108,6 +108,8 @@ class Layer:
     zoom: ZoomRange = field(default_factory=ZoomRange)
     temporal_field: str | None = None
     search_fields: tuple[str, ...] = ()
+    #: A natural key that must stay unique besides the id (every store enforces it; a clash is a conflict).
+    unique_key: tuple[str, ...] = ()
 
     @property
     def is_spatial(self) -> bool:

@@ -27,7 +27,8 @@ class ValidationFailed(TwinError):
     code = "InvalidValue"
 
     def __init__(self, message: str, *, source: str | None = None, row: int | None = None, field: str | None = None):
-        parts = [p for p in (source, f"row {row}" if row is not None else None, f"field {field!r}" if field else None) if p]
+        where = (source, f"row {row}" if row is not None else None, f"field {field!r}" if field else None)
+        parts = [p for p in where if p]
         super().__init__(f"{', '.join(parts)}: {message}" if parts else message)
         self.source = source
         self.row = row

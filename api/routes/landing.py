@@ -1,0 +1,62 @@
+"""Landing page, conformance declaration and health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from api import html
+from api.deps import FormatDep, SettingsDep, StoreDep
+from api.links import JSON, OPENAPI, base_url, link, self_links
+from twin.errors import Unavailable
+
+router = APIRouter(tags=["service"])
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landing-page",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+]
+
+
+@router.get("/", summary="Landing page")
+def landing(request: Request, settings: SettingsDep, fmt: FormatDep) -> Response:
+    """Links to the API definition, the conformance declaration and the collections."""
+    root = base_url(request)
+    doc: dict[str, Any] = {
+        "title": settings.api.title,
+        "description": "深圳北站国际商务区数字孪生：建筑、超高层消防设施模型、网格与物联感知设备。",
+        "links": [
+            *self_links(request, "/", "This document"),
+            link(f"{root}/openapi.json", "service-desc", OPENAPI, "The API definition"),
+            link(f"{root}/docs", "service-doc", "text/html", "The API documentation"),
+            link(f"{root}/conformance", "conformance", JSON, "Conformance classes"),
+            link(f"{root}/collections", "data", JSON, "Collections"),
+            link(f"{root}/health", "status", JSON, "Health"),
+        ],
+    }
+    if fmt == "html":
+        return html.page(settings.api.title, f"<p>{doc['description']}</p>" + html.links_list(doc["links"]))
+    return JSONResponse(doc)
+
+
+@router.get("/conformance", summary="Conformance declaration")
+def conformance(fmt: FormatDep) -> Response:
+    """The conformance classes this service really passes."""
+    if fmt == "html":
+        return html.page("Conformance", html.links_list([{"href": c, "rel": "conformance"} for c in CONFORMANCE]))
+    return JSONResponse({"conformsTo": CONFORMANCE})
+
+
+@router.get("/health", summary="Health check")
+def health(store: StoreDep) -> JSONResponse:
+    """``ok`` with the store kind when the store answers a query; 503 otherwise."""
+    try:
+        grids = store.count("grids")
+    except Unavailable:
+        raise
+    except Exception as err:  # any failure to answer means unhealthy
+        raise Unavailable(f"store does not answer: {type(err).__name__}") from err
+    return JSONResponse({"status": "ok", "store": type(store).__name__, "grids": grids})
