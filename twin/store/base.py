@@ -140,6 +140,30 @@ class FeatureQuery:
             raise InvalidQuery("offset must not be negative")
 
 
+@dataclass(frozen=True)
+class TileRequest:
+    """A vector tile of one or more spatial layers in the WebMercatorQuad tile matrix set."""
+
+    layer_ids: tuple[str, ...]
+    z: int
+    x: int
+    y: int
+    extent: int = 4096
+    buffer: int = 64
+    max_features: int = 20_000
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.z <= 24:
+            raise InvalidQuery(f"zoom {self.z} is outside 0..24")
+        size = 1 << self.z
+        if not (0 <= self.x < size and 0 <= self.y < size):
+            raise InvalidQuery(f"tile {self.z}/{self.x}/{self.y} is outside the tile matrix (0..{size - 1})")
+        if not self.layer_ids:
+            raise InvalidQuery("a tile needs at least one layer")
+        if self.extent < 256 or self.buffer < 0 or self.max_features < 1:
+            raise InvalidQuery("tile extent must be >= 256, buffer >= 0 and max_features >= 1")
+
+
 def check_query(layer: Layer, query: FeatureQuery) -> None:
     """Raise ``InvalidQuery`` if ``query`` names fields the layer does not have or asks space/time of a table."""
     known = set(layer.field_names) | {layer.key}
@@ -222,6 +246,15 @@ class Store(ABC):
         """Validate and insert rows in one transaction; returns their ids. Nothing is written if any row fails."""
 
     @abstractmethod
+    def append(self, layer_id: str, frame: gpd.GeoDataFrame | pd.DataFrame) -> int:
+        """Validate and insert rows in one transaction, skipping rows whose unique key is already stored.
+
+        The unique key is the layer's ``unique_key`` (readings: sensor and timestamp) and the id where the frame
+        gives ids. This is the idempotent write for data delivered more than once (MQTT QoS 1, gateway retries).
+        Returns how many rows were new. Invalid rows fail the whole call, as in :meth:`insert`.
+        """
+
+    @abstractmethod
     def update(self, layer_id: str, feature_id: int, changes: Mapping[str, Any]) -> None:
         """Validate and apply ``changes`` (field → value, ``geometry`` → shapely in lon/lat) to one feature."""
 
@@ -232,6 +265,15 @@ class Store(ABC):
     @abstractmethod
     def replace_layer(self, layer_id: str, frame: gpd.GeoDataFrame | pd.DataFrame) -> int:
         """Replace a layer's whole content with ``frame`` in one transaction (bulk load); returns the row count."""
+
+    @abstractmethod
+    def tile(self, request: TileRequest) -> bytes:
+        """A Mapbox Vector Tile (WebMercatorQuad) with one MVT layer per requested layer, named by layer id.
+
+        Feature ids are the layer keys; properties are the catalogue fields (dates and datetimes as ISO text).
+        Layers outside their zoom range are left out; each layer keeps at most ``max_features`` features.
+        An empty tile is ``b""``.
+        """
 
     @abstractmethod
     def raster_path(self, raster_id: str) -> Path:

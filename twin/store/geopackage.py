@@ -32,8 +32,9 @@ from shapely.geometry.base import BaseGeometry
 from layers import Layer, get_raster
 from twin.errors import Conflict, Forbidden, InvalidQuery, NotFound, Unavailable, ValidationFailed
 from twin.store import gpkg_geometry, gpkg_read, gpkg_write
-from twin.store.base import BBox, FeatureQuery, Filter, Store, check_query, known_layer
+from twin.store.base import BBox, FeatureQuery, Filter, Store, TileRequest, check_query, known_layer
 from twin.store.gpkg_schema import check_schema, create_schema, quote
+from twin.tiles.build import build_tile
 from twin.validate import has_ids, normalize_changes, normalize_frame
 
 #: How long a writer waits for another process's write lock before giving up (seconds).
@@ -278,6 +279,19 @@ class GeoPackageStore(Store):
             return []
         with self._writing(layer) as conn:
             return gpkg_write.insert(conn, layer, frame)
+
+    def append(self, layer_id: str, frame: gpd.GeoDataFrame | pd.DataFrame) -> int:
+        """Validate and insert rows in one transaction, skipping rows already stored; returns how many were new."""
+        layer = known_layer(layer_id)
+        frame = normalize_frame(layer, frame, source=_source(frame, f"append to {layer_id}"))
+        if frame.empty:
+            return 0
+        with self._writing(layer) as conn:
+            return gpkg_write.append(conn, layer, frame)
+
+    def tile(self, request: TileRequest) -> bytes:
+        """A Mapbox Vector Tile built from R-tree queries and the vectorised encoder (:mod:`twin.tiles.build`)."""
+        return build_tile(self, request)
 
     def update(self, layer_id: str, feature_id: int, changes: Mapping[str, Any]) -> None:
         """Validate and apply ``changes`` to one feature (``NotFound`` for an unknown id)."""

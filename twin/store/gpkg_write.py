@@ -52,6 +52,19 @@ def insert(conn: sqlite3.Connection, layer: Layer, frame: pd.DataFrame) -> list[
     return [int(i) for i in ids]
 
 
+def append(conn: sqlite3.Connection, layer: Layer, frame: pd.DataFrame) -> int:
+    """Insert a normalized frame, skipping rows whose id or unique key is already stored; returns rows added."""
+    ids = frame.index.to_numpy(dtype="int64") if has_ids(layer, frame) else (
+        np.arange(len(frame), dtype="int64") + next_id(conn, layer))
+    sql, rows, bounds = encode_rows(layer, frame, ids)
+    # the frame is validated, so the only constraint an INSERT can still break is uniqueness
+    cursor = conn.executemany(sql.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1), rows)
+    added = int(cursor.rowcount)
+    if added:
+        touch(conn, layer, bounds)
+    return added
+
+
 def update(conn: sqlite3.Connection, layer: Layer, feature_id: int, changes: Mapping[str, Any]) -> bool:
     """Apply normalized changes to one row; False when there is no such row."""
     assignments, params, moved = [], [], False
