@@ -387,3 +387,33 @@ def test_errors_name_the_source_file_when_the_frame_says_where_it_came_from(stor
     with pytest.raises(ValidationFailed, match=r"^insert into buildings, row 2, field 'use'"):
         store.insert("buildings", frame)
     assert store.count("buildings") == 51
+
+
+def test_layer_version_grows_with_each_write_to_that_layer_only(store) -> None:
+    buildings, grids = store.layer_version("buildings"), store.layer_version("grids")
+    [new_id] = store.insert("buildings", _buildings(1))
+    after_insert = store.layer_version("buildings")
+    assert after_insert > buildings
+    store.update("buildings", new_id, {"height_m": 44.0})
+    after_update = store.layer_version("buildings")
+    assert after_update > after_insert
+    store.delete("buildings", [new_id])
+    assert store.layer_version("buildings") > after_update
+    assert store.layer_version("grids") == grids
+
+
+def test_failed_write_leaves_the_version(store) -> None:
+    before = store.layer_version("buildings")
+    with pytest.raises(ValidationFailed):
+        store.insert("buildings", _buildings(1, height_m=-5.0))
+    assert store.layer_version("buildings") == before
+
+
+def test_layer_version_survives_reopening(store, reopen) -> None:
+    store.insert("buildings", _buildings(1))
+    version = store.layer_version("buildings")
+    again = reopen(store)
+    try:
+        assert again.layer_version("buildings") == version
+    finally:
+        again.close()

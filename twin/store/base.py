@@ -276,6 +276,14 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def layer_version(self, layer_id: str) -> int:
+        """A number that grows whenever the layer's content changes (caches of tiles and responses key on it).
+
+        It is shared by every process using the same data, so a write through one API worker invalidates the
+        others' caches.
+        """
+
+    @abstractmethod
     def raster_path(self, raster_id: str) -> Path:
         """Path of the raster's Cloud-Optimized GeoTIFF; ``NotFound`` for an unknown or missing raster."""
 

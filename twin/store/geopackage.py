@@ -33,7 +33,7 @@ from layers import Layer, get_raster
 from twin.errors import Conflict, Forbidden, InvalidQuery, NotFound, Unavailable, ValidationFailed
 from twin.store import gpkg_geometry, gpkg_read, gpkg_write
 from twin.store.base import BBox, FeatureQuery, Filter, Store, TileRequest, check_query, known_layer
-from twin.store.gpkg_schema import check_schema, create_schema, quote
+from twin.store.gpkg_schema import VERSIONS_DDL, check_schema, create_schema, quote
 from twin.tiles.build import build_tile
 from twin.validate import has_ids, normalize_changes, normalize_frame
 
@@ -75,6 +75,8 @@ class GeoPackageStore(Store):
         self._closed = False
         try:
             check_schema(self._conn(), self.layers, str(self.path))
+            if not readonly:
+                self._conn().execute(VERSIONS_DDL)  # files made before the counters existed
         except BaseException:
             self.close()
             raise
@@ -257,6 +259,17 @@ class GeoPackageStore(Store):
         with self._reading() as conn:
             low, high = conn.execute(f"SELECT min({column}), max({column}) FROM {quote(layer.id)}").fetchone()
         return _instant(low), _instant(high)
+
+    def layer_version(self, layer_id: str) -> int:
+        """The layer's change counter (bumped inside every write transaction)."""
+        layer = known_layer(layer_id)
+        with self._reading() as conn:
+            try:
+                row = conn.execute("SELECT version FROM twin_layer_versions WHERE table_name = ?",
+                                   (layer.id,)).fetchone()
+            except sqlite3.OperationalError:  # a read-only file made before the counters existed
+                return 0
+        return int(row[0]) if row else 0
 
     def raster_path(self, raster_id: str) -> Path:
         """Path of the raster's COG beside the GeoPackage; ``NotFound`` for an unknown or missing raster."""

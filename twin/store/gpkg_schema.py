@@ -160,12 +160,18 @@ def drop_rtree_triggers(layer: Layer) -> list[str]:
     return [f"DROP TRIGGER IF EXISTS {quote(rtree_name(layer) + '_' + s)}" for s in TRIGGER_SUFFIXES]
 
 
+#: Per-layer change counters (not part of the GeoPackage standard; readers ignore extra tables).
+VERSIONS_DDL = ("CREATE TABLE IF NOT EXISTS twin_layer_versions "
+                "(table_name TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL)")
+
+
 def create_schema(conn: sqlite3.Connection, layers: Sequence[Layer]) -> None:
     """Write the core tables and every layer into an empty database (the caller holds the transaction)."""
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute(f"PRAGMA user_version = {USER_VERSION}")
     for statement in CORE_DDL:
         conn.execute(statement)
+    conn.execute(VERSIONS_DDL)
     conn.executemany("INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)", SPATIAL_REF_SYS)
     for layer in layers:
         conn.execute(table_ddl(layer))

@@ -193,6 +193,8 @@ def touch(conn: sqlite3.Connection, layer: Layer, bounds: np.ndarray | None = No
     The extent grows with ``bounds`` (inserts), is set from ``bounds`` (``exact``, bulk loads) or is measured
     again (``recompute``, after deletes and geometry updates, which may shrink it).
     """
+    conn.execute("INSERT INTO twin_layer_versions VALUES (?, 1) "
+                 "ON CONFLICT (table_name) DO UPDATE SET version = version + 1", (layer.id,))
     if recompute and layer.is_spatial:
         box = gpkg_read.extent(conn, layer)
         bounds = None if box is None else np.array([box.as_tuple()])
