@@ -69,7 +69,8 @@ def test_point_value_matches_rasterio(http: httpx.Client, sample_path: Path) -> 
 def test_zonal_statistics_under_buildings(http: httpx.Client, sample_path: Path) -> None:
     with GeoPackageStore(sample_path, readonly=True) as store:
         towers = store.query("buildings", FeatureQuery(limit=20))
-    response = http.post("/rasters/void_risk/zonal", json={"collection": "buildings", "ids": list(map(int, towers.index))})
+    ids = [int(i) for i in towers.index]
+    response = http.post("/rasters/void_risk/zonal", json={"collection": "buildings", "ids": ids})
     zones = {zone["id"]: zone for zone in response.json()["zones"]}
     assert set(zones) == set(towers.index)
     for zone in zones.values():
