@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request
 
 from layers import Layer, Role
-from twin.errors import InvalidQuery, Unauthorized
+from twin.auth import ANONYMOUS, Principal, authenticate
+from twin.errors import Forbidden, InvalidQuery, Unauthorized
 from twin.settings import Settings
 from twin.store.base import Store, known_layer
 
@@ -24,14 +25,41 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def current_role(request: Request) -> Role:
-    """The caller's role. API keys arrive with the API issue; until then every caller is ``public``."""
-    return Role.PUBLIC
-
-
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def current_principal(request: Request, store: StoreDep) -> Principal:
+    """The caller, from ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; anonymous callers are ``public``."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("use 'Authorization: Bearer KEY' (or the X-API-Key header)")
+        return authenticate(store, token.strip())
+    key = request.headers.get("x-api-key")
+    return ANONYMOUS if key is None else authenticate(store, key.strip())
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def current_role(principal: PrincipalDep) -> Role:
+    """The caller's role."""
+    return principal.role
+
+
 RoleDep = Annotated[Role, Depends(current_role)]
+
+
+def require(role: Role, allowed: frozenset[Role], what: str) -> None:
+    """``Unauthorized`` for an anonymous caller, ``Forbidden`` for a key whose role is not in ``allowed``."""
+    if role in allowed or role is Role.ADMIN:
+        return
+    needed = ", ".join(sorted(r.value for r in allowed))
+    if role is Role.PUBLIC:
+        raise Unauthorized(f"{what} needs an API key with one of the roles: {needed}")
+    raise Forbidden(f"{what} needs one of the roles {needed}; this key has the role {role.value}")
 
 OutputFormat = Literal["json", "html"]
 
@@ -54,9 +82,7 @@ FormatDep = Annotated[OutputFormat, Depends(output_format)]
 def readable_layer(collection_id: str, role: RoleDep) -> Layer:
     """The catalogue layer for a path's ``collection_id``, if the caller's role may read it."""
     layer = known_layer(collection_id)
-    if not layer.readable_by(role):
-        needed = ", ".join(sorted(r.value for r in layer.read_roles))
-        raise Unauthorized(f"collection {collection_id!r} needs an API key with one of the roles: {needed}")
+    require(role, layer.read_roles, f"collection {collection_id!r}")
     return layer
 
 

@@ -58,6 +58,7 @@ SENSOR_STATUSES = ("online", "offline", "fault", "alarm")
 ALARM_SEVERITIES = ("pre_alarm", "fire_alarm", "fault", "offline", "threshold")
 ALARM_STATUSES = ("open", "acknowledged", "resolved")
 INSPECTION_RESULTS = ("pass", "fail", "rectified")
+INGEST_SOURCES = ("mqtt", "http")
 
 STATUS_COLORS = (
     ("normal", (76, 175, 80, 220)),
@@ -322,6 +323,43 @@ INSPECTIONS = Layer(
     temporal_field="inspected_at",
 )
 
+DEAD_LETTERS = Layer(
+    id="dead_letters",
+    title_zh="死信",
+    title_en="Dead letters",
+    description="Device messages the ingester refused (bad JSON, unknown sensor, wrong value type, a timestamp "
+    "in the future …), kept with the reason so nothing a device sent disappears silently.",
+    geometry_type=GeometryType.NONE,
+    fields=(
+        Field("received_at", DT, "接收时间", "Received at", required=True, indexed=True),
+        Field("source", TEXT, "来源", "Source", required=True, choices=INGEST_SOURCES),
+        Field("topic", TEXT, "主题", "Topic", description="MQTT topic, or the HTTP route"),
+        Field("payload", TEXT, "报文", "Payload", description="the refused message or item, as text (truncated)"),
+        Field("reason", TEXT, "原因", "Reason", required=True, description="'category: detail'"),
+    ),
+    read_roles=frozenset({Role.OPERATOR, Role.ADMIN}),
+    write_roles=frozenset({Role.DEVICE, Role.ADMIN}),
+    temporal_field="received_at",
+)
+
+API_KEYS = Layer(
+    id="api_keys",
+    title_zh="接口密钥",
+    title_en="API keys",
+    description="API keys of the service: only a SHA-256 hash of each key is stored, with its role.",
+    geometry_type=GeometryType.NONE,
+    fields=(
+        Field("name", TEXT, "名称", "Name", required=True),
+        Field("role", TEXT, "角色", "Role", required=True, choices=tuple(r.value for r in Role)),
+        Field("key_hash", TEXT, "密钥摘要", "Key hash (SHA-256)", required=True, indexed=True),
+        Field("prefix", TEXT, "密钥前缀", "Key prefix", required=True),
+        Field("created_at", DT, "创建时间", "Created at", required=True),
+        Field("revoked_at", DT, "吊销时间", "Revoked at"),
+    ),
+    read_roles=frozenset({Role.ADMIN}),
+    unique_key=("key_hash",),
+)
+
 LAYERS: tuple[Layer, ...] = (
     GRIDS,
     BUILDINGS,
@@ -335,6 +373,8 @@ LAYERS: tuple[Layer, ...] = (
     READINGS,
     ALARMS,
     INSPECTIONS,
+    DEAD_LETTERS,
+    API_KEYS,
 )
 
 DEM = RasterLayer(

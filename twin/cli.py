@@ -11,6 +11,7 @@ import typer
 from tqdm import tqdm
 
 from layers import LAYERS
+from twin.cli_keys import keys_app
 from twin.errors import TwinError
 from twin.settings import Settings, StoreSettings
 from twin.store.base import Store
@@ -141,6 +142,9 @@ def info(store: StoreOption = None) -> None:
     with _open(store) as source:
         for layer in LAYERS:
             typer.echo(f"{layer.id:18} {source.count(layer.id):>10,}  {layer.title_zh}")
+
+
+app.add_typer(keys_app, name="keys")
 
 
 class TwinErrorExit(TwinError):

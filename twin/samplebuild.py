@@ -48,6 +48,8 @@ def build_sample(
         store = GeoPackageStore.create(gpkg, overwrite=True)
         try:
             for layer in LAYERS:
+                if layer.id not in sample.frames:  # e.g. api_keys: created empty
+                    continue
                 t0 = time.perf_counter()
                 rows = store.replace_layer(layer.id, sample.frames[layer.id])
                 progress(f"wrote {layer.id}: {rows:,} rows in {time.perf_counter() - t0:.1f} s")

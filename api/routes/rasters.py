@@ -11,10 +11,10 @@ import shapely
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import RoleDep, StoreDep
+from api.deps import RoleDep, StoreDep, require
 from api.links import JSON, base_url, link
 from layers import RASTERS, RasterLayer, Role, get_raster
-from twin.errors import InvalidQuery, NotFound, Unauthorized
+from twin.errors import InvalidQuery, NotFound
 from twin.raster import open_raster, render_tile, sample_points, zonal_stats
 from twin.store.base import FeatureQuery, Filter, Op, Store, known_layer
 
@@ -29,8 +29,7 @@ def _raster(raster_id: str, role: Role) -> RasterLayer:
         raster = get_raster(raster_id)
     except KeyError as err:
         raise NotFound(str(err.args[0])) from None
-    if role not in raster.read_roles and role is not Role.ADMIN:
-        raise Unauthorized(f"raster {raster_id!r} needs a staff API key")
+    require(role, raster.read_roles, f"raster {raster_id!r}")
     return raster
 
 

@@ -9,10 +9,10 @@ import morecantile
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import RoleDep, StoreDep
+from api.deps import RoleDep, StoreDep, require
 from api.links import JSON, base_url, link
 from layers import LAYERS, Layer, Role
-from twin.errors import InvalidQuery, NotFound, Unauthorized
+from twin.errors import InvalidQuery, NotFound
 from twin.store.base import Store, TileRequest, known_layer
 from twin.tiles.cache import TileCache
 from twin.tiles.style import maplibre_style
@@ -52,8 +52,7 @@ def _tile_layers(ids: list[str], role: Role) -> tuple[Layer, ...]:
         layer = known_layer(layer_id)
         if not layer.is_spatial:
             raise InvalidQuery(f"{layer_id!r} is a table without geometry; it has no tiles")
-        if not layer.readable_by(role):
-            raise Unauthorized(f"collection {layer_id!r} needs an API key with a staff role")
+        require(role, layer.read_roles, f"collection {layer_id!r}")
         layers.append(layer)
     return tuple(layers)
 

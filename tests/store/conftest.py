@@ -43,6 +43,11 @@ def _frame(records: list[dict], geometry: list | None = None) -> pd.DataFrame:
     return frame
 
 
+def _empty(layer_id: str) -> pd.DataFrame:
+    """A table with the layer's columns and no rows."""
+    return pd.DataFrame(columns=list(get_layer(layer_id).field_names), index=pd.Index([], dtype="int64", name="id"))
+
+
 def _grids() -> pd.DataFrame:
     cells = [
         ("D1", None, "district", "龙华区", box(114.020, 22.600, 114.045, 22.620)),
@@ -202,7 +207,12 @@ def build_fixture_twin() -> FixtureTwin:
     frames = {
         "grids": grids, "buildings": buildings, "sensors": _sensors(buildings),
         "fire_facilities": _facilities(buildings), "readings": _readings(), "alarms": _alarms(),
-        "inspections": _inspections(), **_small_layers(buildings),
+        "inspections": _inspections(), "api_keys": _empty("api_keys"),
+        "dead_letters": _frame([
+            {"received_at": T0 - pd.Timedelta(minutes=m), "source": src, "topic": topic, "payload": "{", "reason": r}
+            for m, src, topic, r in ((5, "mqtt", "twin/sensors/9/readings", "bad_json: unexpected end"),
+                                     (50, "http", "POST /ingest/readings", "unknown_sensor: no sensor 99"))
+        ]), **_small_layers(buildings),
     }
     assert set(frames) == {layer.id for layer in LAYERS}
     return FixtureTwin(frames)

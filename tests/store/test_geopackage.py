@@ -468,3 +468,36 @@ def test_gpkg_contents_extent_stays_exact_for_gdal_and_qgis(gpkg, twin_data):
     extent = gpkg.extent("buildings").as_tuple()
     gpkg.close()
     np.testing.assert_allclose(pyogrio.read_info(gpkg.path, layer="buildings")["total_bounds"], extent)
+
+
+def test_a_twin_file_from_before_the_catalogue_grew_is_upgraded_on_open(tmp_path):
+    path = tmp_path / "old.gpkg"
+    GeoPackageStore.create(path).close()
+    with sqlite3.connect(path) as conn:  # as a file written before api_keys and the change counters existed
+        conn.execute("DROP TABLE api_keys")
+        conn.execute("DELETE FROM gpkg_contents WHERE table_name = 'api_keys'")
+        conn.execute("DROP TABLE twin_layer_versions")
+    store = GeoPackageStore(path)
+    try:
+        assert store.count("api_keys") == 0
+        store.insert("buildings", gpd.GeoDataFrame(
+            {"code": ["U1"], "use": ["office"], "height_m": [10.0], "floors_above": [3]},
+            geometry=[shapely.box(114.02, 22.61, 114.0201, 22.6101)], crs=4326))
+        assert store.layer_version("buildings") == 1
+    finally:
+        store.close()
+    assert "api_keys" in pyogrio.list_layers(path)[:, 0]
+
+
+def test_a_foreign_geopackage_is_never_modified(tmp_path):
+    other = tmp_path / "other.gpkg"
+    roads = gpd.GeoDataFrame({"name": ["a"]}, geometry=[LineString([(0, 0), (1, 1)])], crs=4326)
+    pyogrio.write_dataframe(roads, other, layer="roads")
+    def tables() -> list[str]:
+        with sqlite3.connect(other) as conn:
+            return sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+
+    before = tables()
+    with pytest.raises(ValidationFailed):
+        GeoPackageStore(other)
+    assert tables() == before and "api_keys" not in before

@@ -33,7 +33,7 @@ from layers import Layer, get_raster
 from twin.errors import Conflict, Forbidden, InvalidQuery, NotFound, Unavailable, ValidationFailed
 from twin.store import gpkg_geometry, gpkg_read, gpkg_write
 from twin.store.base import BBox, FeatureQuery, Filter, Store, TileRequest, check_query, known_layer
-from twin.store.gpkg_schema import VERSIONS_DDL, check_schema, create_schema, quote
+from twin.store.gpkg_schema import check_schema, create_schema, quote, upgrade_schema
 from twin.tiles.build import build_tile
 from twin.validate import has_ids, normalize_changes, normalize_frame
 
@@ -74,9 +74,9 @@ class GeoPackageStore(Store):
         self._write_lock = threading.Lock()
         self._closed = False
         try:
-            check_schema(self._conn(), self.layers, str(self.path))
             if not readonly:
-                self._conn().execute(VERSIONS_DDL)  # files made before the counters existed
+                upgrade_schema(self._conn(), self.layers)  # files made before the catalogue grew
+            check_schema(self._conn(), self.layers, str(self.path))
         except BaseException:
             self.close()
             raise

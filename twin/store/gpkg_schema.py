@@ -174,27 +174,63 @@ def create_schema(conn: sqlite3.Connection, layers: Sequence[Layer]) -> None:
     conn.execute(VERSIONS_DDL)
     conn.executemany("INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)", SPATIAL_REF_SYS)
     for layer in layers:
-        conn.execute(table_ddl(layer))
-        for statement in index_ddl(layer):
-            conn.execute(statement)
-        conn.execute(
-            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id) VALUES (?, ?, ?, ?, ?)",
-            (layer.id, "features" if layer.is_spatial else "attributes", f"{layer.title_zh} {layer.title_en}",
-             layer.description, SRS_ID if layer.is_spatial else None),
-        )
-        if not layer.is_spatial:
-            continue
-        conn.execute(
-            "INSERT INTO gpkg_geometry_columns VALUES (?, ?, ?, ?, ?, 0)",
-            (layer.id, GEOMETRY_COLUMN, GEOMETRY_TYPE_NAMES[layer.geometry_type], SRS_ID, int(layer.has_z)),
-        )
-        conn.execute(rtree_ddl(layer))
-        for statement in rtree_triggers(layer):
-            conn.execute(statement)
-        conn.execute(
-            "INSERT INTO gpkg_extensions VALUES (?, ?, 'gpkg_rtree_index', ?, 'write-only')",
-            (layer.id, GEOMETRY_COLUMN, RTREE_EXTENSION),
-        )
+        create_layer(conn, layer)
+
+
+def missing_layers(conn: sqlite3.Connection, layers: Sequence[Layer]) -> list[Layer]:
+    """Catalogue layers that have no table yet (a file made before the catalogue grew)."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return [layer for layer in layers if layer.id not in tables]
+
+
+def create_layer(conn: sqlite3.Connection, layer: Layer) -> None:
+    """Add one layer's table, indexes and registrations (the caller holds the transaction)."""
+    conn.execute(table_ddl(layer))
+    for statement in index_ddl(layer):
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id) VALUES (?, ?, ?, ?, ?)",
+        (layer.id, "features" if layer.is_spatial else "attributes", f"{layer.title_zh} {layer.title_en}",
+         layer.description, SRS_ID if layer.is_spatial else None),
+    )
+    if not layer.is_spatial:
+        return
+    conn.execute(
+        "INSERT INTO gpkg_geometry_columns VALUES (?, ?, ?, ?, ?, 0)",
+        (layer.id, GEOMETRY_COLUMN, GEOMETRY_TYPE_NAMES[layer.geometry_type], SRS_ID, int(layer.has_z)),
+    )
+    conn.execute(rtree_ddl(layer))
+    for statement in rtree_triggers(layer):
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO gpkg_extensions VALUES (?, ?, 'gpkg_rtree_index', ?, 'write-only')",
+        (layer.id, GEOMETRY_COLUMN, RTREE_EXTENSION),
+    )
+
+
+def upgrade_schema(conn: sqlite3.Connection, layers: Sequence[Layer]) -> None:
+    """Bring a twin GeoPackage made by an older version up to the catalogue: add change counters and new layers.
+
+    Other files (not GeoPackages, or GeoPackages that are not twins) are left for :func:`check_schema` to reject.
+    """
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError:
+        return
+    if "gpkg_contents" not in tables or not {"grids", "buildings", "sensors"} <= tables:
+        return  # not a twin GeoPackage: never add tables to someone else's file
+    missing = missing_layers(conn, layers)
+    if "twin_layer_versions" in tables and not missing:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(VERSIONS_DDL)
+        for layer in missing_layers(conn, layers):
+            create_layer(conn, layer)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def check_schema(conn: sqlite3.Connection, layers: Sequence[Layer], source: str) -> None:
