@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import collections, landing, rasters, tiles
+from api.routes import buildings, collections, landing, rasters, tiles
 from twin.settings import Settings
 from twin.store.base import Store
 from twin.store.opening import open_store
@@ -35,4 +35,5 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(collections.router)
     app.include_router(tiles.router)
     app.include_router(rasters.router)
+    app.include_router(buildings.router)
     return app

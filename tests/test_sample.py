@@ -67,8 +67,11 @@ def test_frames_match_the_catalogue(frames: dict[str, pd.DataFrame], layer) -> N
     expected = list(layer.field_names) + (["geometry"] if layer.is_spatial else [])
     assert list(frame.columns) == expected
     assert frame.index.name == "id" and frame.index.dtype == np.int64
-    assert frame.index[0] == 1 and frame.index.is_unique and frame.index.is_monotonic_increasing
-    assert len(frame) > 0
+    assert frame.index.is_unique and frame.index.is_monotonic_increasing
+    if layer.id == "api_keys":  # secrets of a deployment, never sample data
+        assert len(frame) == 0
+    else:
+        assert len(frame) > 0 and frame.index[0] == 1
     for field in layer.fields:
         column = frame[field.name]
         kind = {FieldType.INTEGER: "Int64", FieldType.REAL: "float64", FieldType.TEXT: "str",

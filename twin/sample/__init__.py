@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from layers import RASTERS
+from layers import RASTERS, FieldType, get_layer
 from twin.sample import assemble as out
 from twin.sample import buildings, district, facilities, grids, history, registry, sensors, towers, upkeep
-from twin.sample.common import REFERENCE_NOW, FloatArray, IntArray, StreetFrame, make_frame, stream
+from twin.sample.common import REFERENCE_NOW, FloatArray, IntArray, StreetFrame, make_frame, stream, utc_ms
 from twin.sample.rasters import RasterData, make_dem, make_void_risk, write_cog
 from twin.sample.terrain import elevation
 
@@ -144,6 +144,10 @@ def generate(
     frames["readings"] = out.readings_frame(hist)
     frames["alarms"] = out.alarms_frame(hist, s, grid_code, bs.name, lv.name)
     frames["inspections"] = out.inspections_frame(up)
+    frames["dead_letters"] = _dead_letters(now)
+    # keys are secrets of a deployment (`twin keys create`), never sample data
+    frames["api_keys"] = make_frame("api_keys", {
+        f.name: utc_ms([]) if f.type is FieldType.DATETIME else [] for f in get_layer("api_keys").fields})
     void = make_void_risk(frame, DISTRICT_HALF_M, DISTRICT_HALF_M, layout.roads, stream(seed, "void"))
     return SampleTwin(frames, {"dem": dem, "void_risk": void}, seed, scale)
 
@@ -258,3 +262,21 @@ def _stations(frame: StreetFrame, gs: grids.GridSet, grid_geoms: np.ndarray, lay
     lon, lat = frame.to_lonlat(np.array(us), np.array(vs))
     return make_frame("fire_stations", {"name": names, "station_type": kinds, "address": addrs, "engines": engines},
                       np.asarray(shapely.points(lon, lat), dtype=object))
+
+
+
+def _dead_letters(now: dt.datetime) -> pd.DataFrame:
+    """Three messages the ingester refused in the last hour (see :mod:`twin.iot.payload` for the reasons)."""
+    ago = now.timestamp() - np.array([3100.0, 1900.0, 420.0])
+    return make_frame("dead_letters", {
+        "received_at": utc_ms(ago), "source": np.array(["mqtt", "mqtt", "http"], dtype=object),
+        "topic": np.array(["twin/sensors/YG9999999/readings", "twin/sensors/17/readings", "POST /ingest/readings"],
+                          dtype=object),
+        "payload": np.array(['{"ts": "2026-11-25T07:08:20Z", "value": 0.2}', '{"ts": "2026-11-25T07:28:20Z", '
+                             '"value": "high"}', '{"sensor_id": 6, "ts": "2027-01-01T00:00:00Z", "value": 150}'],
+                            dtype=object),
+        "reason": np.array(["unknown_sensor: no sensor with code 'YG9999999'",
+                            "bad_value: value must be a number, got str",
+                            "future_timestamp: 2027-01-01T00:00:00Z is more than 300 s ahead of the receiver clock"],
+                           dtype=object),
+    })
