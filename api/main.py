@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.limits import BodyLimit
 from api.routes import buildings, collections, landing, rasters, tiles
 from twin.settings import Settings
 from twin.store.base import Store
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app = FastAPI(title=settings.api.title, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.include_router(landing.router)
     app.include_router(collections.router)
     app.include_router(tiles.router)
