@@ -8,8 +8,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    """Refuse bodies over ``max_bytes``: at once when ``Content-Length`` says so, else once the streamed body
-    passes the limit (bodies without a length are read in full, up to the limit, before the app sees them).
+    """Refuse bodies over ``max_bytes``.
+
+    At once when ``Content-Length`` says so; otherwise once the streamed body passes the limit (bodies without a
+    length are read in full, up to the limit, before the app sees them).
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int):
@@ -17,6 +19,7 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, or answer 413."""
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
