@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import buildings, collections, landing, rasters, tiles
+from api.routes import buildings, collections, items, landing, rasters, tiles
 from twin.settings import Settings
 from twin.store.base import Store
 from twin.store.opening import open_store
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.include_router(landing.router)
     app.include_router(collections.router)
+    app.include_router(items.router)
     app.include_router(tiles.router)
     app.include_router(rasters.router)
     app.include_router(buildings.router)

@@ -54,6 +54,8 @@ class ApiSettings(BaseSettings):
     default_limit: int = 10
     max_limit: int = 10_000
     max_body_bytes: int = 10 * 1024 * 1024
+    #: ``numberMatched`` is counted exactly on layers up to this many rows and estimated by sampling above.
+    exact_count_limit: int = 100_000
 
     @field_validator("max_limit")
     @classmethod

@@ -45,6 +45,10 @@ def describe(request: Request, store: Store, layer: Layer) -> dict[str, Any]:
         "links": [
             *self_links(request, path, layer.title_en),
             link(f"{root}{path}/items", "items", GEOJSON if layer.is_spatial else JSON, f"{layer.title_en} items"),
+            link(f"{root}{path}/queryables", "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                 "application/schema+json", f"{layer.title_en} queryables"),
+            link(f"{root}{path}/sortables", "http://www.opengis.net/def/rel/ogc/1.0/sortables",
+                 "application/schema+json", f"{layer.title_en} sortables"),
         ],
         "extent": _extent(store, layer),
     }

@@ -10,14 +10,38 @@ from fastapi.responses import JSONResponse, Response
 from api import html
 from api.deps import FormatDep, SettingsDep, StoreDep
 from api.links import JSON, OPENAPI, base_url, link, self_links
+from api.openapi import openapi_30
 from twin.errors import Unavailable
 
 router = APIRouter(tags=["service"])
 
+_FEATURES = "http://www.opengis.net/spec/ogcapi-features"
+_CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landing-page",
     "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+    # OGC API – Features: Part 1 Core, Part 2 CRS, Part 3 Filtering, Part 8 Sorting (tests/api/test_items.py …)
+    f"{_FEATURES}-1/1.0/conf/core",
+    f"{_FEATURES}-1/1.0/conf/geojson",
+    f"{_FEATURES}-1/1.0/conf/html",
+    f"{_FEATURES}-1/1.0/conf/oas30",
+    f"{_FEATURES}-2/1.0/conf/crs",
+    f"{_FEATURES}-3/1.0/conf/queryables",
+    f"{_FEATURES}-3/1.0/conf/queryables-query-parameters",
+    f"{_FEATURES}-3/1.0/conf/filter",
+    f"{_FEATURES}-3/1.0/conf/features-filter",
+    f"{_FEATURES}-8/1.0/conf/sorting",
+    # CQL2 (tests/cql2, tests/store/test_contract_cql2.py, tests/api/test_filter.py)
+    f"{_CQL2}/cql2-text",
+    f"{_CQL2}/cql2-json",
+    f"{_CQL2}/basic-cql2",
+    f"{_CQL2}/advanced-comparison-operators",
+    f"{_CQL2}/basic-spatial-functions",
+    f"{_CQL2}/basic-spatial-functions-plus",
+    f"{_CQL2}/spatial-functions",
+    f"{_CQL2}/temporal-functions",
+    f"{_CQL2}/property-property",
 ]
 
 
@@ -30,7 +54,7 @@ def landing(request: Request, settings: SettingsDep, fmt: FormatDep) -> Response
         "description": "深圳北站国际商务区数字孪生：建筑、超高层消防设施模型、网格与物联感知设备。",
         "links": [
             *self_links(request, "/", "This document"),
-            link(f"{root}/openapi.json", "service-desc", OPENAPI, "The API definition"),
+            link(f"{root}/api", "service-desc", OPENAPI, "The API definition (OpenAPI 3.0)"),
             link(f"{root}/docs", "service-doc", "text/html", "The API documentation"),
             link(f"{root}/conformance", "conformance", JSON, "Conformance classes"),
             link(f"{root}/collections", "data", JSON, "Collections"),
@@ -40,6 +64,12 @@ def landing(request: Request, settings: SettingsDep, fmt: FormatDep) -> Response
     if fmt == "html":
         return html.page(settings.api.title, f"<p>{doc['description']}</p>" + html.links_list(doc["links"]))
     return JSONResponse(doc)
+
+
+@router.get("/api", summary="The API definition (OpenAPI 3.0)")
+def api_definition(request: Request) -> JSONResponse:
+    """The OpenAPI 3.0 document of this service (``/openapi.json`` is FastAPI's 3.1 one, for ``/docs``)."""
+    return JSONResponse(openapi_30(request.app), media_type=OPENAPI)
 
 
 @router.get("/conformance", summary="Conformance declaration")

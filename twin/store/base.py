@@ -22,6 +22,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from layers import LAYERS, Layer, get_layer
+from twin.cql2 import ast as cql2
 from twin.errors import InvalidQuery, NotFound
 
 #: CRS of every geometry that crosses the store interface.
@@ -132,6 +133,8 @@ class FeatureQuery:
     limit: int | None = None
     offset: int = 0
     properties: tuple[str, ...] | None = None
+    #: A CQL2 filter (``twin.cql2``), ANDed with everything above; geometry literals in lon/lat.
+    expr: cql2.Expr | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 0:
@@ -177,6 +180,13 @@ def check_query(layer: Layer, query: FeatureQuery) -> None:
     for f in query.filters:
         if f.op is Op.IN and (isinstance(f.value, str) or not isinstance(f.value, Sequence)):
             raise InvalidQuery(f"'in' on {f.field!r} needs a list of values")
+    if query.expr is not None:
+        geometry = {cql2.GEOMETRY_PROPERTY} if layer.is_spatial else set()
+        for name in cql2.property_names(query.expr):
+            if name not in known | geometry:
+                raise InvalidQuery(f"layer {layer.id!r} has no queryable property {name!r}")
+        if not layer.is_spatial and cql2.has_spatial(query.expr):
+            raise InvalidQuery(f"{layer.id!r} is a table without geometry; it takes no spatial filter")
 
 
 def known_layer(layer_id: str) -> Layer:

@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from layers import FieldType, Layer, get_layer
 from twin.errors import InvalidQuery
-from twin.store import gpkg_geometry
+from twin.store import gpkg_cql, gpkg_geometry
 from twin.store.base import BBox, FeatureQuery, Filter
 from twin.store.gpkg_codec import decode_rows, select_columns, with_distance
 from twin.store.gpkg_schema import GEOMETRY_COLUMN, quote, rtree_name
@@ -58,20 +58,22 @@ def _windows(conds: list[Condition]) -> list[tuple[str, list[float]]]:
 def count(conn: sqlite3.Connection, layer: Layer, query: FeatureQuery) -> int:
     """Number of rows matching the query's filters, time range and spatial conditions."""
     conds = conditions(query)
-    if not conds:
-        where, params = where_clause(layer, query.filters, query.time)
+    cql = gpkg_cql.plan(layer, query.expr)
+    if not conds and not cql.spatial:
+        where, params = where_clause(layer, query.filters, query.time, extra=cql.where)
         return int(conn.execute(f"SELECT count(*) FROM {quote(layer.id)} t {where}", params).fetchone()[0])
     inside, inside_params = inside_sql(conds)
     geom, geom_params = f"t.{quote(GEOMETRY_COLUMN)}", []
-    if not needs_geometry(conds):  # rows inside every box need no geometry at all
+    if not needs_geometry(conds) and not cql.spatial:  # rows inside every box need no geometry at all
         geom, geom_params = f"CASE WHEN {inside} THEN NULL ELSE {geom} END", inside_params
-    where, params = where_clause(layer, query.filters, query.time, extra=_windows(conds))
-    cursor = conn.execute(f"SELECT ({inside}), {geom} {_spatial_from(layer)} {where}",
-                          [*inside_params, *geom_params, *params])
+    where, params = where_clause(layer, query.filters, query.time, extra=[*_windows(conds), *cql.where])
+    cursor = conn.execute(f"SELECT ({inside}), {geom}{cql.columns} {_spatial_from(layer)} {where}",
+                          [*inside_params, *geom_params, *cql.column_params, *params])
     total = 0
     while chunk := cursor.fetchmany(CHUNK_ROWS):
-        flags, blobs = zip(*chunk, strict=True)
-        total += int(exact_mask(conds, gpkg_geometry.decode(blobs), np.array(flags, dtype=bool)).sum())
+        flags, blobs, *extra = zip(*chunk, strict=True)
+        decoded = gpkg_geometry.decode(blobs)
+        total += int((exact_mask(conds, decoded, np.array(flags, dtype=bool)) & cql.mask(extra, decoded)).sum())
     return total
 
 
@@ -80,26 +82,29 @@ def select(conn: sqlite3.Connection, layer: Layer, query: FeatureQuery) -> gpd.G
     columns, fields = select_columns(layer, query.properties)
     order = order_clause(layer, query.sort)
     conds = conditions(query)
-    if not conds:
-        where, params = where_clause(layer, query.filters, query.time)
+    cql = gpkg_cql.plan(layer, query.expr)
+    if not conds and not cql.spatial:
+        where, params = where_clause(layer, query.filters, query.time, extra=cql.where)
         limit = -1 if query.limit is None else query.limit
         rows = conn.execute(f"SELECT {columns} FROM {quote(layer.id)} t {where} {order} LIMIT ? OFFSET ?",
                             [*params, limit, query.offset]).fetchall()
         return decode_rows(layer, fields, rows)
-    where, params = where_clause(layer, query.filters, query.time, extra=_windows(conds))
+    where, params = where_clause(layer, query.filters, query.time, extra=[*_windows(conds), *cql.where])
     inside, inside_params = inside_sql(conds)
+    flag = 2 + len(fields)  # the inside flag follows key, geometry and fields; the CQL2 columns follow it
     # Without sort keys or a limit, sorting by id in numpy afterwards is cheaper than SQLite's sorter.
     sort_in_sql = bool(query.sort) or query.limit is not None
     cursor = conn.execute(
-        f"SELECT {columns}, ({inside}) {_spatial_from(layer)} {where} {order if sort_in_sql else ''}",
-        [*inside_params, *params])
+        f"SELECT {columns}, ({inside}){cql.columns} {_spatial_from(layer)} {where} {order if sort_in_sql else ''}",
+        [*inside_params, *cql.column_params, *params])
     wanted = None if query.limit is None else query.offset + query.limit
     kept: list[tuple[Any, ...]] = []
     geoms: list[np.ndarray] = []
     while (wanted is None or len(kept) < wanted) and (chunk := cursor.fetchmany(CHUNK_ROWS)):
         transposed = list(zip(*chunk, strict=True))
         decoded = gpkg_geometry.decode(transposed[1])
-        mask = exact_mask(conds, decoded, np.array(transposed[-1], dtype=bool))
+        mask = exact_mask(conds, decoded, np.array(transposed[flag], dtype=bool))
+        mask &= cql.mask(transposed[flag + 1 :], decoded)
         kept.extend(compress(chunk, mask))
         geoms.append(decoded[mask])
     cursor.close()
