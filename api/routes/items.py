@@ -33,7 +33,7 @@ from twin.cql2.ast import GEOMETRY_PROPERTY
 from twin.crs import CRS84, CrsRef
 from twin.errors import InvalidQuery, NotFound
 from twin.store.base import FeatureQuery
-from twin.store.counting import EXACT_COUNT_LIMIT, number_matched
+from twin.store.counting import number_matched
 
 router = APIRouter(tags=["features"])
 
