@@ -1,7 +1,10 @@
 """The store contract suite's fixtures: one small, deterministic twin, loaded fresh into every backend per test.
 
-A backend joins the suite by adding an entry to ``BACKENDS`` (a later ``"postgis"`` entry carries
-``pytest.mark.postgis``); every test in ``tests/store/test_contract_*.py`` then runs against it unchanged.
+A backend joins the suite by adding an entry to ``BACKENDS``; every test in ``tests/store/test_contract_*.py``
+then runs against it unchanged. The ``"postgis"`` entry carries ``pytest.mark.postgis`` (a skip fails a run with
+``TWIN_REQUIRE_POSTGIS=1``): it migrates the ``TWIN_TEST_DATABASE_URL`` database from scratch once per session,
+loads the fixture twin with ``replace_layer``, snapshots it into a schema and restores that snapshot before each
+test (a few milliseconds, instead of a fresh database per test).
 
 The fixture twin is built here from plain shapely geometries (not from the sample generator), so every expected
 answer can be computed by brute force from ``twin_data``: a grid hierarchy (1 district, 1 subdistrict,
@@ -277,10 +280,114 @@ def _gpkg_reopen(store: Store) -> Store:
     return GeoPackageStore(store.path, raster_dir=store.raster_dir)
 
 
-#: Backends of the contract suite, by name. Add ``"postgis"`` here (marked ``pytest.mark.postgis``).
+@dataclass(frozen=True)
+class PostGISTemplate:
+    """The session's test database (``TWIN_TEST_DATABASE_URL``), loaded once; ``SNAPSHOT`` keeps a copy."""
+
+    url: str
+    raster_dir: Path
+
+
+#: Schema holding a copy of the loaded fixture twin, restored into the layer tables before each test.
+SNAPSHOT = "twin_fixture_snapshot"
+
+
+def _pg_tables() -> list[str]:
+    from twin.store.pg_schema import VERSIONS_TABLE
+
+    return [layer.id for layer in LAYERS] + [VERSIONS_TABLE]
+
+
+def _pg_template(directory: Path, twin: FixtureTwin) -> object:
+    """Migrate the test database from scratch, load the fixture twin with ``replace_layer`` and snapshot it."""
+    import sqlalchemy as sa
+
+    from tests.conftest import postgis_url
+    from twin.migrations import downgrade, upgrade
+    from twin.store.pg_engine import driver_url
+    from twin.store.postgis import PostGISStore
+
+    url = postgis_url()  # skips (and so fails a run that requires PostGIS) when there is no database
+    engine = sa.create_engine(driver_url(url), poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{SNAPSHOT}" CASCADE'))
+        downgrade(url, "base")
+        upgrade(url)
+        write_rasters(directory)
+        store = PostGISStore(url, raster_dir=directory)
+        try:
+            for layer_id, frame in twin.frames.items():
+                store.replace_layer(layer_id, frame)
+        finally:
+            store.close()
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{SNAPSHOT}"'))
+            for table in _pg_tables():
+                conn.execute(sa.text(f'CREATE TABLE "{SNAPSHOT}"."{table}" AS SELECT * FROM "{table}"'))
+    finally:
+        engine.dispose()
+    return PostGISTemplate(url, directory)
+
+
+def _pg_restore(url: str) -> None:
+    """Put the snapshot back into the layer tables and restart each id sequence after its highest id."""
+    import sqlalchemy as sa
+
+    from twin.store.pg_engine import driver_url
+
+    statements = []
+    for table in _pg_tables():
+        statements.append(f'DELETE FROM "{table}"')
+        statements.append(f'INSERT INTO "{table}" SELECT * FROM "{SNAPSHOT}"."{table}"')
+        if table in {layer.id for layer in LAYERS}:
+            statements.append(f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                              f'coalesce((SELECT max(id) FROM "{table}"), 0) + 1, false)')
+    engine = sa.create_engine(driver_url(url), poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("; ".join(statements))
+    finally:
+        engine.dispose()
+
+
+def _pg_fresh(template: object, tmp_path: Path) -> Store:
+    from twin.store.postgis import PostGISStore
+
+    assert isinstance(template, PostGISTemplate)
+    _pg_restore(template.url)
+    return PostGISStore(template.url, raster_dir=template.raster_dir)
+
+
+def _pg_reopen(store: Store) -> Store:
+    from twin.store.postgis import PostGISStore
+
+    assert isinstance(store, PostGISStore)
+    store.close()
+    return PostGISStore(store.url, raster_dir=store.raster_dir)
+
+
+#: Backends of the contract suite, by name; the PostGIS one carries ``pytest.mark.postgis``.
 BACKENDS: dict[str, Backend] = {
     "geopackage": Backend(_gpkg_template, _gpkg_fresh, _gpkg_reopen),
+    "postgis": Backend(_pg_template, _pg_fresh, _pg_reopen),
 }
+#: Marks per backend (a skipped PostGIS test fails a run with TWIN_REQUIRE_POSTGIS=1).
+_MARKS = {"postgis": [pytest.mark.postgis]}
+#: Test modules that exercise one backend's own machinery, and that backend.
+_ONLY = {"test_geopackage.py": "geopackage", "test_postgis.py": "postgis"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the backend-specific modules' tests parametrized with another backend (rather than skip them)."""
+    keep, drop = [], []
+    for item in items:
+        only = _ONLY.get(item.path.name)
+        chosen = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+        (drop if only is not None and chosen is not None and chosen != only else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -289,7 +396,7 @@ def twin_data() -> FixtureTwin:
     return build_fixture_twin()
 
 
-@pytest.fixture(scope="session", params=list(BACKENDS))
+@pytest.fixture(scope="session", params=[pytest.param(name, marks=_MARKS.get(name, [])) for name in BACKENDS])
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             twin_data: FixtureTwin) -> tuple[Backend, object]:
     """A backend and its loaded session template."""

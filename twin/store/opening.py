@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twin.errors import InvalidQuery
 from twin.settings import StoreSettings
 from twin.store.base import Store
 
@@ -17,7 +16,8 @@ def is_database_url(location: str) -> bool:
 def open_store(location: str | Path | None = None, *, settings: StoreSettings | None = None) -> Store:
     """Open the store at ``location`` (a GeoPackage path or a PostgreSQL URL), or the one ``settings`` names.
 
-    With neither, the sample twin is opened, built on first use.
+    A URL opens the PostGIS store (its tables made by ``twin db upgrade``; rasters are read from the sample
+    folder). With neither, the sample twin is opened, built on first use.
     """
     from twin.store.geopackage import GeoPackageStore
 
@@ -29,5 +29,7 @@ def open_store(location: str | Path | None = None, *, settings: StoreSettings | 
 
         return GeoPackageStore(ensure_sample(settings.sample_dir))
     if isinstance(location, str) and is_database_url(location):
-        raise InvalidQuery("the PostGIS backend is not part of this build yet; use a GeoPackage path")
+        from twin.store.postgis import PostGISStore
+
+        return PostGISStore(location, raster_dir=settings.sample_dir)
     return GeoPackageStore(Path(location))

@@ -1,0 +1,1 @@
+"""Alembic revisions of the PostGIS schema (a package, so that installs carry them)."""
