@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from shapely import box
 from shapely.geometry import Point
@@ -187,6 +188,49 @@ def check_query(layer: Layer, query: FeatureQuery) -> None:
                 raise InvalidQuery(f"layer {layer.id!r} has no queryable property {name!r}")
         if not layer.is_spatial and cql2.has_spatial(query.expr):
             raise InvalidQuery(f"{layer.id!r} is a table without geometry; it takes no spatial filter")
+
+
+def spatial_layer(layer_id: str) -> Layer:
+    """The catalogue entry of a layer with geometries; ``InvalidQuery`` for a table, ``NotFound`` if unknown."""
+    layer = known_layer(layer_id)
+    if not layer.is_spatial:
+        raise InvalidQuery(f"{layer_id!r} is a table without geometry")
+    return layer
+
+
+def as_feature_id(value: Any) -> int:
+    """A feature id as ``int``; ``InvalidQuery`` for anything that is not an integer."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InvalidQuery(f"feature ids are integers, got {value!r}")
+    return int(value)
+
+
+def nearest_count(point: Point, k: Any) -> int:
+    """Check :meth:`Store.nearest`'s arguments; returns ``k`` as ``int``."""
+    if not isinstance(point, Point) or point.is_empty:
+        raise InvalidQuery("nearest needs a non-empty shapely Point in lon/lat")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise InvalidQuery(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def distance_metres(geometry: BaseGeometry, distance_m: Any) -> float:
+    """Check :meth:`Store.within_distance`'s arguments; returns the distance as ``float``."""
+    if not isinstance(geometry, BaseGeometry) or geometry.is_empty:
+        raise InvalidQuery("within_distance needs a non-empty shapely geometry in lon/lat")
+    try:
+        distance = float(distance_m)
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"distance must be a number of metres, got {distance_m!r}") from None
+    if not np.isfinite(distance) or distance < 0:
+        raise InvalidQuery(f"distance must be a finite, non-negative number of metres, got {distance_m!r}")
+    return distance
+
+
+def frame_source(frame: Any, default: str) -> str:
+    """The name errors give for an input frame: ``frame.attrs["source"]`` (e.g. the imported file) or ``default``."""
+    attrs = getattr(frame, "attrs", None)
+    return str(attrs["source"]) if isinstance(attrs, dict) and attrs.get("source") else default
 
 
 def known_layer(layer_id: str) -> Layer:

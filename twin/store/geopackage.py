@@ -32,7 +32,20 @@ from shapely.geometry.base import BaseGeometry
 from layers import Layer, get_raster
 from twin.errors import Conflict, Forbidden, InvalidQuery, NotFound, Unavailable, ValidationFailed
 from twin.store import gpkg_geometry, gpkg_read, gpkg_write
-from twin.store.base import BBox, FeatureQuery, Filter, Store, TileRequest, check_query, known_layer
+from twin.store.base import (
+    BBox,
+    FeatureQuery,
+    Filter,
+    Store,
+    TileRequest,
+    as_feature_id,
+    check_query,
+    distance_metres,
+    frame_source,
+    known_layer,
+    nearest_count,
+    spatial_layer,
+)
 from twin.store.gpkg_schema import check_schema, create_schema, quote, upgrade_schema
 from twin.tiles.build import build_tile
 from twin.validate import has_ids, normalize_changes, normalize_frame
@@ -207,33 +220,23 @@ class GeoPackageStore(Store):
         """The one-row frame for ``feature_id``; ``NotFound`` if there is none."""
         layer = known_layer(layer_id)
         with self._reading() as conn:
-            frame = gpkg_read.by_ids(conn, layer, [_feature_id(feature_id)])
+            frame = gpkg_read.by_ids(conn, layer, [as_feature_id(feature_id)])
         if frame.empty:
             raise NotFound(f"{layer_id} has no feature with id {feature_id}")
         return frame
 
     def nearest(self, layer_id: str, point: Point, k: int = 5, filters: Sequence[Filter] = ()) -> gpd.GeoDataFrame:
         """The ``k`` features nearest to ``point`` (lon/lat), nearest first, with ``distance_m`` (EPSG:4547)."""
-        layer = _spatial(layer_id)
-        if not isinstance(point, Point) or point.is_empty:
-            raise InvalidQuery("nearest needs a non-empty shapely Point in lon/lat")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise InvalidQuery(f"k must be a positive integer, got {k!r}")
+        layer = spatial_layer(layer_id)
+        k = nearest_count(point, k)
         with self._reading() as conn:
-            return gpkg_read.nearest(conn, layer, point, int(k), tuple(filters))
+            return gpkg_read.nearest(conn, layer, point, k, tuple(filters))
 
     def within_distance(self, layer_id: str, geometry: BaseGeometry, distance_m: float,
                         filters: Sequence[Filter] = ()) -> gpd.GeoDataFrame:
         """Features within ``distance_m`` metres (EPSG:4547) of ``geometry``, nearest first, with ``distance_m``."""
-        layer = _spatial(layer_id)
-        if not isinstance(geometry, BaseGeometry) or geometry.is_empty:
-            raise InvalidQuery("within_distance needs a non-empty shapely geometry in lon/lat")
-        try:
-            distance = float(distance_m)
-        except (TypeError, ValueError):
-            raise InvalidQuery(f"distance must be a number of metres, got {distance_m!r}") from None
-        if not np.isfinite(distance) or distance < 0:
-            raise InvalidQuery(f"distance must be a finite, non-negative number of metres, got {distance_m!r}")
+        layer = spatial_layer(layer_id)
+        distance = distance_metres(geometry, distance_m)
         with self._reading() as conn:
             return gpkg_read.within_distance(conn, layer, geometry, distance, tuple(filters))
 
@@ -246,7 +249,7 @@ class GeoPackageStore(Store):
 
     def extent(self, layer_id: str) -> BBox | None:
         """The exact bounding box of a spatial layer, ``None`` when it is empty."""
-        layer = _spatial(layer_id)
+        layer = spatial_layer(layer_id)
         with self._reading() as conn:
             return gpkg_read.extent(conn, layer)
 
@@ -287,7 +290,7 @@ class GeoPackageStore(Store):
     def insert(self, layer_id: str, frame: gpd.GeoDataFrame | pd.DataFrame) -> list[int]:
         """Validate and insert rows in one transaction; returns their ids. Nothing is written if any row fails."""
         layer = known_layer(layer_id)
-        frame = normalize_frame(layer, frame, source=_source(frame, f"insert into {layer_id}"))
+        frame = normalize_frame(layer, frame, source=frame_source(frame, f"insert into {layer_id}"))
         if frame.empty:
             return []
         with self._writing(layer) as conn:
@@ -296,7 +299,7 @@ class GeoPackageStore(Store):
     def append(self, layer_id: str, frame: gpd.GeoDataFrame | pd.DataFrame) -> int:
         """Validate and insert rows in one transaction, skipping rows already stored; returns how many were new."""
         layer = known_layer(layer_id)
-        frame = normalize_frame(layer, frame, source=_source(frame, f"append to {layer_id}"))
+        frame = normalize_frame(layer, frame, source=frame_source(frame, f"append to {layer_id}"))
         if frame.empty:
             return 0
         with self._writing(layer) as conn:
@@ -309,7 +312,7 @@ class GeoPackageStore(Store):
     def update(self, layer_id: str, feature_id: int, changes: Mapping[str, Any]) -> None:
         """Validate and apply ``changes`` to one feature (``NotFound`` for an unknown id)."""
         layer = known_layer(layer_id)
-        fid = _feature_id(feature_id)
+        fid = as_feature_id(feature_id)
         changes = normalize_changes(layer, changes, source=f"update of {layer_id}", feature_id=fid)
         with self._writing(layer) as conn:
             if not gpkg_write.update(conn, layer, fid, changes):
@@ -320,7 +323,7 @@ class GeoPackageStore(Store):
         layer = known_layer(layer_id)
         if isinstance(ids, str | bytes) or not isinstance(ids, Sequence | np.ndarray):
             raise InvalidQuery("delete needs a list of ids")
-        wanted = [_feature_id(i) for i in ids]
+        wanted = [as_feature_id(i) for i in ids]
         if not wanted:
             return 0
         with self._writing(layer) as conn:
@@ -332,7 +335,7 @@ class GeoPackageStore(Store):
         See :func:`twin.store.gpkg_write.replace` for how the load is made fast.
         """
         layer = known_layer(layer_id)
-        frame = normalize_frame(layer, frame, source=_source(frame, f"replace {layer_id}"))
+        frame = normalize_frame(layer, frame, source=frame_source(frame, f"replace {layer_id}"))
         ids = frame.index.to_numpy(dtype="int64") if has_ids(layer, frame) else np.arange(1, len(frame) + 1)
         encoded = gpkg_write.encode_bulk(layer, frame, ids)
         with self._writing(layer) as conn:
@@ -346,12 +349,6 @@ class GeoPackageStore(Store):
             self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def _spatial(layer_id: str) -> Layer:
-    layer = known_layer(layer_id)
-    if not layer.is_spatial:
-        raise InvalidQuery(f"{layer_id!r} is a table without geometry")
-    return layer
-
 
 def _instant(value: str | None) -> datetime | None:
     """A stored DATETIME as an aware UTC datetime (values without an offset are UTC, as GeoPackage says)."""
@@ -361,13 +358,4 @@ def _instant(value: str | None) -> datetime | None:
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
 
 
-def _source(frame: Any, default: str) -> str:
-    """The name errors give for the input: ``frame.attrs["source"]`` (e.g. the imported file) or ``default``."""
-    attrs = getattr(frame, "attrs", None)
-    return str(attrs["source"]) if isinstance(attrs, dict) and attrs.get("source") else default
 
-
-def _feature_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidQuery(f"feature ids are integers, got {value!r}")
-    return int(value)

@@ -32,7 +32,20 @@ from shapely.geometry.base import BaseGeometry
 from layers import Layer, get_raster
 from twin.errors import Conflict, InvalidQuery, NotFound, Unavailable, ValidationFailed
 from twin.store import pg_copy, pg_read, pg_tiles, pg_write
-from twin.store.base import BBox, FeatureQuery, Filter, Store, TileRequest, check_query, known_layer
+from twin.store.base import (
+    BBox,
+    FeatureQuery,
+    Filter,
+    Store,
+    TileRequest,
+    as_feature_id,
+    check_query,
+    distance_metres,
+    frame_source,
+    known_layer,
+    nearest_count,
+    spatial_layer,
+)
 from twin.store.pg_engine import PostGISSettings, create_engine, translated
 from twin.store.pg_schema import GEOMETRY_COLUMN, PARTITIONED, partition_name
 from twin.validate import has_ids, normalize_changes, normalize_frame
@@ -172,33 +185,23 @@ class PostGISStore(Store):
         """The one-row frame for ``feature_id``; ``NotFound`` if there is none."""
         layer = known_layer(layer_id)
         with self._reading() as conn:
-            frame = pg_read.by_ids(conn, layer, [_feature_id(feature_id)])
+            frame = pg_read.by_ids(conn, layer, [as_feature_id(feature_id)])
         if frame.empty:
             raise NotFound(f"{layer_id} has no feature with id {feature_id}")
         return frame
 
     def nearest(self, layer_id: str, point: Point, k: int = 5, filters: Sequence[Filter] = ()) -> gpd.GeoDataFrame:
         """The ``k`` features nearest to ``point`` (lon/lat), nearest first, with ``distance_m`` (EPSG:4547)."""
-        layer = _spatial(layer_id)
-        if not isinstance(point, Point) or point.is_empty:
-            raise InvalidQuery("nearest needs a non-empty shapely Point in lon/lat")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise InvalidQuery(f"k must be a positive integer, got {k!r}")
+        layer = spatial_layer(layer_id)
+        k = nearest_count(point, k)
         with self._reading() as conn:
-            return pg_read.nearest(conn, layer, point, int(k), tuple(filters))
+            return pg_read.nearest(conn, layer, point, k, tuple(filters))
 
     def within_distance(self, layer_id: str, geometry: BaseGeometry, distance_m: float,
                         filters: Sequence[Filter] = ()) -> gpd.GeoDataFrame:
         """Features within ``distance_m`` metres (EPSG:4547) of ``geometry``, nearest first, with ``distance_m``."""
-        layer = _spatial(layer_id)
-        if not isinstance(geometry, BaseGeometry) or geometry.is_empty:
-            raise InvalidQuery("within_distance needs a non-empty shapely geometry in lon/lat")
-        try:
-            distance = float(distance_m)
-        except (TypeError, ValueError):
-            raise InvalidQuery(f"distance must be a number of metres, got {distance_m!r}") from None
-        if not np.isfinite(distance) or distance < 0:
-            raise InvalidQuery(f"distance must be a finite, non-negative number of metres, got {distance_m!r}")
+        layer = spatial_layer(layer_id)
+        distance = distance_metres(geometry, distance_m)
         with self._reading() as conn:
             return pg_read.within_distance(conn, layer, geometry, distance, tuple(filters))
 
@@ -213,7 +216,7 @@ class PostGISStore(Store):
 
     def extent(self, layer_id: str) -> BBox | None:
         """The exact bounding box of a spatial layer, ``None`` when it is empty."""
-        layer = _spatial(layer_id)
+        layer = spatial_layer(layer_id)
         with self._reading() as conn:
             return pg_read.extent(conn, layer)
 
@@ -234,7 +237,7 @@ class PostGISStore(Store):
 
     def tile(self, request: TileRequest) -> bytes:
         """A Mapbox Vector Tile built by ``ST_AsMVT``, one MVT layer per requested layer drawn at this zoom."""
-        layers = [_spatial(layer_id) for layer_id in dict.fromkeys(request.layer_ids)]
+        layers = [spatial_layer(layer_id) for layer_id in dict.fromkeys(request.layer_ids)]
         drawn = [layer for layer in layers if pg_tiles.drawn_at(layer, request.z)]
         if not drawn:
             return b""
@@ -257,7 +260,7 @@ class PostGISStore(Store):
 
     def _normalized(self, layer_id: str, frame: Any, verb: str) -> tuple[Layer, pd.DataFrame, np.ndarray | None]:
         layer = known_layer(layer_id)
-        frame = normalize_frame(layer, frame, source=_source(frame, f"{verb} {layer_id}"))
+        frame = normalize_frame(layer, frame, source=frame_source(frame, f"{verb} {layer_id}"))
         ids = frame.index.to_numpy(dtype="int64") if has_ids(layer, frame) else None
         return layer, frame, ids
 
@@ -296,7 +299,7 @@ class PostGISStore(Store):
     def update(self, layer_id: str, feature_id: int, changes: Mapping[str, Any]) -> None:
         """Validate and apply ``changes`` to one feature (``NotFound`` for an unknown id)."""
         layer = known_layer(layer_id)
-        fid = _feature_id(feature_id)
+        fid = as_feature_id(feature_id)
         changes = normalize_changes(layer, changes, source=f"update of {layer_id}", feature_id=fid)
         key = PARTITIONED.get(layer.id)
         if key is not None and changes.get(key) is not None:
@@ -312,7 +315,7 @@ class PostGISStore(Store):
         layer = known_layer(layer_id)
         if isinstance(ids, str | bytes) or not isinstance(ids, Sequence | np.ndarray):
             raise InvalidQuery("delete needs a list of ids")
-        wanted = [_feature_id(i) for i in ids]
+        wanted = [as_feature_id(i) for i in ids]
         if not wanted:
             return 0
         with self._writing(layer) as conn:
@@ -349,12 +352,6 @@ class PostGISStore(Store):
                 self._partitions[layer.id] = pg_write.create_partitions(conn, layer, months)
 
 
-def _spatial(layer_id: str) -> Layer:
-    layer = known_layer(layer_id)
-    if not layer.is_spatial:
-        raise InvalidQuery(f"{layer_id!r} is a table without geometry")
-    return layer
-
 
 def _instant(value: Any) -> datetime | None:
     """A stored instant as an aware UTC datetime at millisecond precision."""
@@ -365,16 +362,7 @@ def _instant(value: Any) -> datetime | None:
     return stamp.floor("ms").to_pydatetime()
 
 
-def _source(frame: Any, default: str) -> str:
-    """The name errors give for the input: ``frame.attrs["source"]`` (e.g. the imported file) or ``default``."""
-    attrs = getattr(frame, "attrs", None)
-    return str(attrs["source"]) if isinstance(attrs, dict) and attrs.get("source") else default
 
-
-def _feature_id(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidQuery(f"feature ids are integers, got {value!r}")
-    return int(value)
 
 
 __all__ = ["PostGISSettings", "PostGISStore"]
