@@ -9,23 +9,33 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import buildings, collections, items, landing, rasters, tiles
+from api.routes import alarms, buildings, collections, ingest, items, landing, rasters, screens, sensors, tiles
+from twin.iot import IotRuntime, IotSettings
 from twin.settings import Settings
 from twin.store.base import Store
 from twin.store.opening import open_store
 
 
-def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
-    """Build the service. Pass ``store`` to serve an already-open store (the caller then closes it)."""
+def create_app(settings: Settings | None = None, *, store: Store | None = None,
+               iot: IotSettings | None = None) -> FastAPI:
+    """Build the service. Pass ``store`` to serve an already-open store (the caller then closes it).
+
+    The lifespan also runs the live IoT pipeline (``iot``, default from ``TWIN_IOT_*``/``TWIN_MQTT_*``): the MQTT
+    ingester when ``TWIN_MQTT_URL`` is set, the alarm engine and the event stream.
+    """
     settings = settings or Settings()
+    iot = iot or IotSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
         app.state.store = store if store is not None else open_store(settings=settings.store)
+        app.state.iot = IotRuntime(app.state.store, iot)
+        app.state.iot.start()
         try:
             yield
         finally:
+            app.state.iot.stop()
             if owned:
                 app.state.store.close()
 
@@ -39,4 +49,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(tiles.router)
     app.include_router(rasters.router)
     app.include_router(buildings.router)
+    app.include_router(ingest.router)
+    app.include_router(alarms.router)
+    app.include_router(sensors.router)
     return app

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from layers import LAYERS
 from twin.cli_db import db_app
+from twin.cli_iot import ingest
 from twin.cli_keys import keys_app
 from twin.errors import TwinError
 from twin.settings import Settings, StoreSettings
@@ -147,6 +148,7 @@ def info(store: StoreOption = None) -> None:
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.command("ingest")(ingest)
 
 
 class TwinErrorExit(TwinError):

@@ -1,0 +1,147 @@
+"""The broker itself: Mosquitto's defaults lose queued QoS 1 messages, the documented settings do not; the ingester
+reconnects after a broker restart; and the machine's own broker (127.0.0.1:1883) works end to end."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from api.main import create_app
+from tests.api.conftest import LiveServer
+from tests.iot.conftest import PRODUCTION_BROKER, Broker, Publisher, wait_until
+from tests.iot.test_live import stamp
+from twin.iot import IotRuntime, IotSettings, MqttSettings
+from twin.settings import Settings
+from twin.store.base import FeatureQuery, Filter, Op
+from twin.store.geopackage import GeoPackageStore
+
+
+class Counter:
+    """A persistent-session QoS 1 subscriber that only counts."""
+
+    def __init__(self, port: int, topic: str):
+        self.count = 0
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"count-{uuid.uuid4().hex[:8]}",
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.port, self.topic = port, topic
+
+    def _on_message(self, *_: object) -> None:
+        with self.lock:
+            self.count += 1
+
+    def connect(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", self.port, clean_start=False, properties=props)
+        self.client.loop_start()
+        self.client.subscribe(self.topic, qos=1)
+        assert self.subscribed.wait(5)
+
+    def disconnect(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def queued_while_away(broker: Broker, n: int) -> int:
+    """Messages a subscriber receives of ``n`` published while its persistent session was offline."""
+    topic = f"q-{uuid.uuid4().hex[:8]}/sensors/1/readings"
+    counter = Counter(broker.port, topic)
+    counter.connect()
+    counter.disconnect()
+    publisher = Publisher(broker.port, "unused")
+    publisher.send_many([(topic, b'{"ts": "2026-11-25T08:00:00Z", "value": 1}')] * n)
+    publisher.close()
+    counter.connect()
+    last, still = -1, 0
+    while still < 10:  # until nothing more arrives for a second
+        time.sleep(0.1)
+        still = still + 1 if counter.count == last else 0
+        last = counter.count
+    counter.disconnect()
+    return counter.count
+
+
+@pytest.mark.slow
+def test_default_mosquitto_drops_queued_messages_and_the_documented_settings_do_not(tmp_path: Path) -> None:
+    n = 3000
+    (tmp_path / "default").mkdir()
+    default = Broker(tmp_path / "default", "").start()  # Mosquitto's defaults
+    try:
+        lost_default = n - queued_while_away(default, n)
+    finally:
+        default.stop()
+    (tmp_path / "production").mkdir()
+    production = Broker(tmp_path / "production", PRODUCTION_BROKER).start()
+    try:
+        lost_production = n - queued_while_away(production, n)
+    finally:
+        production.stop()
+    assert lost_default >= n - 1100  # max_queued_messages 1000 (+ the in-flight window) by default
+    assert lost_production == 0
+
+
+@pytest.mark.slow
+def test_the_ingester_reconnects_after_the_broker_restarts(tmp_path: Path, sample_copy: Path) -> None:
+    broker = Broker(tmp_path, PRODUCTION_BROKER).start()
+    run = uuid.uuid4().hex[:8]
+    settings = IotSettings(mqtt=MqttSettings(url=broker.url, client_id=f"restart-{run}", topic_prefix=f"r-{run}",
+                                             batch_window_ms=20, reconnect_min_s=1, reconnect_max_s=2))
+    store = GeoPackageStore(sample_copy)
+    app = create_app(Settings(), store=store, iot=settings)
+    try:
+        with LiveServer(app):
+            runtime: IotRuntime = app.state.iot
+            assert runtime.ingester.wait_connected(10)
+            broker.stop()
+            wait_until(lambda: not runtime.ingester.connected.is_set(), timeout=10)
+            broker.start()
+            assert runtime.ingester.wait_connected(15)
+            publisher = Publisher(broker.port, f"r-{run}")
+            publisher.send(7, {"ts": stamp(), "value": 0.5})
+            publisher.close()
+            wait_until(lambda: store.count("readings", FeatureQuery(
+                filters=(Filter("sensor_id", Op.EQ, 7), Filter("ts", Op.GT, stamp(60))))) == 1)
+    finally:
+        broker.stop()
+        store.close()
+
+
+def _system_broker_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 1883), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_the_machine_broker_on_1883_end_to_end(sample_copy: Path) -> None:
+    assert _system_broker_up(), "Mosquitto should listen on 127.0.0.1:1883 on development and CI machines"
+    run = uuid.uuid4().hex[:8]
+    settings = IotSettings(mqtt=MqttSettings(url="mqtt://127.0.0.1:1883", client_id=f"sys-{run}",
+                                             topic_prefix=f"s-{run}/twin", session_expiry_s=60, batch_window_ms=20))
+    store = GeoPackageStore(sample_copy)
+    app = create_app(Settings(), store=store, iot=settings)
+    try:
+        with LiveServer(app):
+            runtime: IotRuntime = app.state.iot
+            assert runtime.ingester.wait_connected(10)
+            time.sleep(0.2)
+            publisher = Publisher(1883, f"s-{run}/twin")
+            publisher.send(store.get("sensors", 17).iloc[0]["code"], {"ts": stamp(), "value": 0.5})  # by code
+            publisher.close()
+            wait_until(lambda: runtime.stats.stored == 1)
+            assert runtime.stats.dead_letters == 0
+    finally:
+        store.close()

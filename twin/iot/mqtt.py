@@ -1,0 +1,185 @@
+"""The MQTT ingester (paho-mqtt 2.x, MQTT 5): persistent session, QoS 1, batches acknowledged after commit.
+
+* **Nothing lost**: the client connects with a fixed client id, ``clean_start=False`` and a Session Expiry Interval, so
+  the broker keeps its subscription and queues readings while it is away; messages are acknowledged (PUBACK, paho's
+  ``manual_ack=True`` + ``client.ack``) only once their batch is committed, so a crash before the commit means the
+  broker delivers them again.
+* **Nothing twice**: redelivered readings hit the store's idempotent append (unique on sensor and timestamp) and the
+  engine ignores readings that are not newer than what it has seen.
+* **Keeping up**: ``on_message`` only appends to an in-memory inbox; a worker thread takes up to ``batch_messages``
+  messages (or what arrived within ``batch_window_ms``), parses them in bulk and commits them in one transaction.
+  A large Receive Maximum lets the broker keep many messages in flight while a batch commits, and a shared
+  subscription (``$share/twin/…``) lets several ingesters split the load.
+* **Reconnects** with exponential backoff (paho's ``reconnect_delay_set``); acknowledgements are only sent on the
+  connection the message came in on (a redelivery after a reconnect is acknowledged when it is committed again).
+
+See ``docs/iot.md`` for the broker settings production needs (Mosquitto's defaults drop messages under load).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from twin.iot.payload import Message
+from twin.iot.settings import MqttSettings
+
+if TYPE_CHECKING:
+    from twin.iot.service import IotRuntime
+
+log = logging.getLogger("twin.iot.mqtt")
+
+#: (connection epoch, message id, QoS, topic, payload)
+Received = tuple[int, int, int, str, bytes]
+
+
+class MqttIngester:
+    """Subscribes to the readings topic and feeds committed batches through :meth:`IotRuntime.commit`."""
+
+    def __init__(self, runtime: IotRuntime, settings: MqttSettings):
+        self.runtime = runtime
+        self.settings = settings
+        self._inbox: deque[Received] = deque()
+        self._wake = threading.Condition()
+        self._stopping = threading.Event()
+        self._epoch = 0
+        self._epoch_lock = threading.Lock()
+        self.connected = threading.Event()
+        self.last_error: str | None = None
+        self.committed_messages = 0
+        self._worker: threading.Thread | None = None
+        self.client = self._client()
+
+    # -- the paho client --------------------------------------------------------------------------------------
+
+    def _client(self) -> mqtt.Client:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.settings.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        address = self.settings.address()
+        if address.username:
+            client.username_pw_set(address.username, address.password)
+        if address.tls:
+            client.tls_set()
+        client.reconnect_delay_set(self.settings.reconnect_min_s, self.settings.reconnect_max_s)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            self.last_error = f"connect refused: {reason}"
+            log.warning("MQTT %s", self.last_error)
+            return
+        with self._epoch_lock:
+            self._epoch += 1
+        self.connected.set()
+        log.info("MQTT connected (session present: %s); subscribing to %s", flags.session_present,
+                 self.settings.topic_filter)
+        client.subscribe(self.settings.topic_filter, options=SubscribeOptions(qos=1))
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self.connected.clear()
+        with self._epoch_lock:
+            self._epoch += 1  # acknowledgements of what came before belong to a closed connection
+        if not self._stopping.is_set():
+            self.last_error = f"disconnected: {reason}"
+            log.warning("MQTT %s; reconnecting with backoff", self.last_error)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        item = (self._epoch, message.mid, message.qos, message.topic, bytes(message.payload))
+        with self._wake:
+            self._inbox.append(item)
+            if len(self._inbox) >= self.settings.batch_messages:
+                self._wake.notify()
+
+    # -- start and stop ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (retrying in the background until the broker answers) and start the worker."""
+        address = self.settings.address()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        props.ReceiveMaximum = self.settings.receive_maximum
+        self._stopping.clear()
+        self.client.connect_async(address.host, address.port, keepalive=self.settings.keepalive_s,
+                                  clean_start=False, properties=props)
+        self.client.loop_start()
+        self._worker = threading.Thread(target=self._run, name="twin-mqtt-ingest", daemon=True)
+        self._worker.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in hand, then disconnect; what was not committed stays with the broker."""
+        self._stopping.set()
+        with self._wake:
+            self._wake.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+        self._inbox.clear()
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Block until the client is connected and subscribed (or ``timeout``)."""
+        return self.connected.wait(timeout)
+
+    # -- the worker -------------------------------------------------------------------------------------------
+
+    def _take(self) -> list[Received]:
+        """The next batch: up to ``batch_messages``, waiting at most ``batch_window_ms`` after the first."""
+        window = self.settings.batch_window_ms / 1000
+        with self._wake:
+            while not self._inbox and not self._stopping.is_set():
+                self._wake.wait(0.5)
+            deadline = time.monotonic() + window
+            while len(self._inbox) < self.settings.batch_messages and not self._stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(left)
+            count = min(len(self._inbox), self.settings.batch_messages)
+            return [self._inbox.popleft() for _ in range(count)]
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            batch = self._take()
+            if batch and not self._commit(batch):
+                return
+
+    def _commit(self, batch: list[Received]) -> bool:
+        """Commit ``batch`` (retrying with backoff while the store is failing), then acknowledge it."""
+        delay = 0.1
+        messages = [Message(topic, payload) for _, _, _, topic, payload in batch]
+        while True:
+            try:
+                parsed = self.runtime.parse_messages(messages)
+                self.runtime.commit(parsed, received=len(messages))
+                break
+            except Exception as err:  # the store is down or busy: keep the batch, do not acknowledge
+                self.last_error = f"commit failed: {err}"
+                log.exception("MQTT batch of %d messages not committed; retrying in %.1f s", len(batch), delay)
+                if self._stopping.wait(delay):
+                    return False
+                delay = min(delay * 2, 5.0)
+        with self._epoch_lock:
+            epoch = self._epoch
+            for msg_epoch, mid, qos, _, _ in batch:
+                if msg_epoch == epoch and qos > 0:
+                    self.client.ack(mid, qos)
+        self.committed_messages += len(batch)
+        return True
+
+    def status(self) -> dict[str, Any]:
+        """Connection state and counters, for ``GET /ingest/stats``."""
+        return {"connected": self.connected.is_set(), "subscription": self.settings.topic_filter,
+                "client_id": self.settings.client_id, "inbox": len(self._inbox),
+                "committed_messages": self.committed_messages, "last_error": self.last_error}

@@ -1,0 +1,378 @@
+"""The live pipeline around the pure engine: commit readings, raise alarms, keep sensor state, publish events.
+
+One :class:`IotRuntime` per running twin. Both ingest paths (MQTT, HTTP) end in :meth:`IotRuntime.commit`, which, in
+this order and under one lock: stores the dead letters, appends the readings (idempotent on sensor and timestamp),
+runs :func:`twin.iot.engine.step`, stores the alarms it opened, and only then publishes events. If a write fails the
+engine state is rolled back and the error propagates, so the MQTT batch is not acknowledged and comes again.
+
+Sensor rows (status, last value, last seen) are written by :meth:`IotRuntime.tick` in budgeted slices, status changes
+first: a store write per sensor per reading would cost more than the readings themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from twin.errors import Conflict, InvalidQuery
+from twin.iot.directory import Directory, load_directory
+from twin.iot.engine import AlarmDraft, EngineState, Outcome, StateChange, carry_over, step, sweep, unresolved_keys
+from twin.iot.events import EventHub
+from twin.iot.payload import Message, Parsed, Readings, parse_http, parse_messages
+from twin.iot.settings import IotSettings
+from twin.store.base import FeatureQuery, Filter, Op, Store
+
+log = logging.getLogger("twin.iot")
+
+
+def now_ms() -> int:
+    """The wall clock in milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+@dataclass
+class IngestStats:
+    """Counters since the runtime started (the dead-letter table keeps the durable count)."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    dead_by_reason: Counter[str] = field(default_factory=Counter)
+    alarms_opened: int = 0
+    batches: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
+                "dead_letters": self.dead_letters, "dead_letters_by_reason": dict(self.dead_by_reason),
+                "alarms_opened": self.alarms_opened, "batches": self.batches}
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What one committed batch did."""
+
+    accepted: int
+    stored: int
+    duplicates: int
+    dead_letters: list[str]
+    alarms: list[int]
+
+
+def _iso(ms: float | None) -> str | None:
+    if ms is None or not np.isfinite(ms):
+        return None
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").isoformat().replace("+00:00", "Z")
+
+
+def alarm_record(row: pd.Series | dict[str, Any], alarm_id: int) -> dict[str, Any]:
+    """An alarm as JSON (datetimes as RFC 3339)."""
+    out: dict[str, Any] = {"id": int(alarm_id)}
+    for name, value in dict(row).items():
+        if name == "id":
+            continue
+        if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+            out[name] = None
+        elif isinstance(value, pd.Timestamp):
+            out[name] = value.isoformat().replace("+00:00", "Z")
+        elif isinstance(value, np.integer):
+            out[name] = int(value)
+        else:
+            out[name] = value
+    return out
+
+
+class IotRuntime:
+    """Directory, engine state, event hub and counters of a running twin, and the MQTT ingester when configured."""
+
+    def __init__(self, store: Store, settings: IotSettings | None = None, *, hub: EventHub | None = None):
+        self.store = store
+        self.settings = settings or IotSettings()
+        self.hub = hub or EventHub(self.settings.replay_events)
+        self.stats = IngestStats()
+        self._lock = threading.RLock()
+        self._state: EngineState | None = None
+        self._directory: Directory | None = None
+        self._directory_loaded = 0.0
+        self._live = threading.Event()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.ingester: Any = None  # twin.iot.mqtt.MqttIngester, when a broker is configured
+        self._topics: dict[str, int | str | None] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the ticker, and the MQTT ingester if ``TWIN_MQTT_URL`` is set (which makes the runtime live)."""
+        self._stop.clear()
+        self._ticker = threading.Thread(target=self._tick_loop, name="twin-iot-tick", daemon=True)
+        self._ticker.start()
+        if self.settings.mqtt.enabled:
+            from twin.iot.mqtt import MqttIngester
+
+            self.go_live()
+            self.ingester = MqttIngester(self, self.settings.mqtt)
+            self.ingester.start()
+
+    def stop(self) -> None:
+        """Stop the ingester (unacknowledged messages stay with the broker), write pending state, end streams."""
+        if self.ingester is not None:
+            self.ingester.stop()
+            self.ingester = None
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=30)
+            self._ticker = None
+        if self._live.is_set():
+            try:  # status changes (the map colours) first; last values catch up on the next start
+                self.write_state(budget=self.settings.state_writes_on_stop)
+            except Exception:  # the store may be gone already; the next start reloads from what was written
+                log.exception("could not write the sensor state on shutdown")
+        self.hub.close()
+
+    def go_live(self) -> None:
+        """Start offline detection (from now on, sensors must report)."""
+        if not self._live.is_set():
+            with self._lock:
+                self.state().live_since_ms = now_ms()
+                self._live.set()
+
+    @property
+    def live(self) -> bool:
+        """True once the runtime ingests (MQTT configured, or a first HTTP batch arrived)."""
+        return self._live.is_set()
+
+    # -- directory and state ----------------------------------------------------------------------------------
+
+    def directory(self) -> Directory:
+        """The sensor directory, loaded on first use."""
+        with self._lock:
+            if self._directory is None:
+                self._directory = load_directory(self.store)
+                self._directory_loaded = time.monotonic()
+            return self._directory
+
+    def state(self) -> EngineState:
+        """The engine state, built on first use from the store's sensors and unresolved alarms."""
+        with self._lock:
+            if self._state is None:
+                alarms = self.store.query("alarms", FeatureQuery(
+                    filters=(Filter("status", Op.IN, ["open", "acknowledged"]),)))
+                records = [{"id": i, **r} for i, r in zip(alarms.index, alarms.to_dict("records"), strict=True)]
+                self._state = EngineState(self.directory(), self.settings.rules, now_ms(), unresolved_keys(records))
+            return self._state
+
+    def refresh_directory(self) -> bool:
+        """Reload the directory (new devices) unless it was loaded recently; True if it was reloaded."""
+        with self._lock:
+            if time.monotonic() - self._directory_loaded < self.settings.directory_refresh_s:
+                return False
+            self._directory = load_directory(self.store)
+            self._directory_loaded = time.monotonic()
+            if self._state is not None:
+                self._state = carry_over(self._state, self._directory)
+            return True
+
+    # -- parsing ----------------------------------------------------------------------------------------------
+
+    def parse_messages(self, messages: list[Message]) -> Parsed:
+        """Parse MQTT messages; an unknown sensor reloads the directory (rate-limited) and parses again."""
+        def run() -> Parsed:
+            if len(self._topics) > 1_000_000:
+                self._topics.clear()
+            return parse_messages(messages, self.directory(), prefix=self.settings.mqtt.topic_prefix,
+                                  now_ms=now_ms(), max_future_s=self.settings.max_future_s,
+                                  max_payload=self.settings.dead_letter_payload_bytes, topics=self._topics)
+        parsed = run()
+        if any(d.category == "unknown_sensor" for d in parsed.dead) and self.refresh_directory():
+            parsed = run()
+        return parsed
+
+    def parse_http(self, body: bytes, *, ndjson: bool | None) -> Parsed:
+        """Parse an HTTP batch (JSON array or NDJSON), with the same directory refresh."""
+        def run() -> Parsed:
+            return parse_http(body, self.directory(), ndjson=ndjson, now_ms=now_ms(),
+                              max_future_s=self.settings.max_future_s,
+                              max_payload=self.settings.dead_letter_payload_bytes)
+        parsed = run()
+        if any(d.category == "unknown_sensor" for d in parsed.dead) and self.refresh_directory():
+            parsed = run()
+        return parsed
+
+    # -- the commit path --------------------------------------------------------------------------------------
+
+    def commit(self, parsed: Parsed, *, received: int | None = None) -> CommitResult:
+        """Store dead letters and readings, run the engine, store its alarms, then publish; all or nothing."""
+        self.go_live()
+        readings = parsed.readings
+        with self._lock:
+            if parsed.dead:
+                self.store.insert("dead_letters", pd.DataFrame({
+                    "received_at": pd.to_datetime([d.received_ms for d in parsed.dead], unit="ms", utc=True),
+                    "source": [d.source for d in parsed.dead], "topic": [d.topic for d in parsed.dead],
+                    "payload": [d.payload for d in parsed.dead], "reason": [d.reason for d in parsed.dead],
+                }))
+            new = self.store.append("readings", readings.frame()) if len(readings) else 0
+            state = self.state()
+            snap = state.snapshot(readings.row)
+            try:
+                outcome = step(state, readings, now_ms())
+                ids = self._open_alarms(state, outcome.alarms)
+            except BaseException:
+                state.restore(snap)
+                raise
+            self.stats.received += received if received is not None else len(readings) + len(parsed.dead)
+            self.stats.stored += new
+            self.stats.duplicates += len(readings) - new
+            self.stats.dead_letters += len(parsed.dead)
+            self.stats.dead_by_reason.update(d.category for d in parsed.dead)
+            self.stats.batches += 1
+            self._publish(state, outcome, ids)
+        return CommitResult(len(readings), new, len(readings) - new, [d.reason for d in parsed.dead], ids)
+
+    def _open_alarms(self, state: EngineState, drafts: list[AlarmDraft]) -> list[int]:
+        if not drafts:
+            return []
+        frame = pd.DataFrame({
+            "sensor_id": pd.array([d.sensor_id for d in drafts], dtype="Int64"),
+            "building_id": pd.array([d.building_id for d in drafts], dtype="Int64"),
+            "level_id": pd.array([d.level_id for d in drafts], dtype="Int64"),
+            "grid_code": [d.grid_code for d in drafts], "alarm_type": [d.alarm_type for d in drafts],
+            "severity": [d.severity for d in drafts], "status": ["open"] * len(drafts),
+            "message": [d.message for d in drafts],
+            "opened_at": pd.to_datetime([d.opened_ms for d in drafts], unit="ms", utc=True),
+        })
+        ids = self.store.insert("alarms", frame)
+        for draft, alarm_id in zip(drafts, ids, strict=True):
+            state.bind(draft.key, alarm_id)
+        self.stats.alarms_opened += len(ids)
+        return ids
+
+    def _publish(self, state: EngineState, outcome: Outcome, ids: list[int]) -> None:
+        d = state.directory
+        for draft, alarm_id in zip(outcome.alarms, ids, strict=True):
+            row = int(d.rows_of_ids([draft.sensor_id])[0]) if draft.sensor_id is not None else -1
+            self.publish_alarm({
+                "id": alarm_id, "sensor_id": draft.sensor_id, "building_id": draft.building_id,
+                "level_id": draft.level_id, "grid_code": draft.grid_code, "alarm_type": draft.alarm_type,
+                "severity": draft.severity, "status": "open", "message": draft.message,
+                "opened_at": _iso(draft.opened_ms), "acknowledged_at": None, "acknowledged_by": None,
+                "resolved_at": None, "resolved_by": None, "value": draft.value,
+                "sensor_code": d.codes[row] if row >= 0 else None, "sensor_type": d.types[row] if row >= 0 else None,
+            }, "opened")
+        for change in outcome.changes:
+            self._publish_change(state, change)
+
+    def publish_alarm(self, alarm: dict[str, Any], action: str) -> None:
+        """Send an alarm event (``opened``, ``acknowledged``, ``resolved``)."""
+        tags = {str(alarm.get(k)) for k in ("alarm_type", "severity", "sensor_type", "status") if alarm.get(k)}
+        self.hub.publish("alarm", {"action": action, **alarm}, grid_code=alarm.get("grid_code"),
+                         building_id=alarm.get("building_id"), tags=tags)
+
+    def _publish_change(self, state: EngineState, change: StateChange) -> None:
+        d, row = state.directory, change.row
+        building = int(d.building_id[row])
+        level = int(d.level_id[row])
+        self.hub.publish("sensor", {
+            "sensor_id": change.sensor_id, "code": d.codes[row], "type": d.types[row], "status": change.status,
+            "previous": change.previous, "value": change.value, "at": _iso(change.at_ms),
+            "building_id": building if building >= 0 else None, "level_id": level if level >= 0 else None,
+            "grid_code": d.grid_code[row],
+        }, grid_code=d.grid_code[row], building_id=building if building >= 0 else None,
+            tags={str(d.types[row]), change.status})
+
+    # -- the clock: offline sweep and sensor-state writes -----------------------------------------------------
+
+    def tick(self, at_ms: int | None = None) -> Outcome:
+        """Sweep for offline sensors (when live), store their alarms, publish, and write a slice of sensor rows."""
+        at_ms = now_ms() if at_ms is None else at_ms
+        outcome = Outcome()
+        if self.live:
+            with self._lock:
+                state = self.state()
+                snap = state.snapshot(np.flatnonzero(np.isin(state.status, ("online", "alarm"))))
+                try:
+                    outcome = sweep(state, at_ms)
+                    ids = self._open_alarms(state, outcome.alarms)
+                except BaseException:
+                    state.restore(snap)
+                    raise
+                self._publish(state, outcome, ids)
+            self.write_state(self.settings.state_writes_per_tick)
+        return outcome
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(self.settings.tick_s):
+            try:
+                self.tick()
+            except Exception:  # a store hiccup: the next tick tries again
+                log.exception("IoT tick failed")
+
+    def write_state(self, budget: int | None) -> int:
+        """Write up to ``budget`` changed sensor rows to the store (status changes first); returns how many."""
+        with self._lock:
+            if self._state is None:
+                return 0
+            state = self._state
+            rows = np.concatenate([np.flatnonzero(state.status_dirty),
+                                   np.flatnonzero(state.dirty & ~state.status_dirty)])
+            rows = rows[:budget] if budget is not None else rows
+            todo = [(int(state.directory.ids[r]), str(state.status[r]), float(state.last_value[r]),
+                     float(state.last_seen_ms[r])) for r in rows.tolist()]
+            state.dirty[rows] = False
+            state.status_dirty[rows] = False
+        written = 0
+        for i, (sensor_id, status, value, seen) in enumerate(todo):
+            changes: dict[str, Any] = {"status": status}
+            if np.isfinite(value):
+                changes["last_value"] = value
+            if np.isfinite(seen):
+                changes["last_seen"] = pd.Timestamp(int(seen), unit="ms", tz="UTC")
+            try:
+                self.store.update("sensors", sensor_id, changes)
+            except Exception:
+                with self._lock:  # write the rest next time
+                    state.dirty[rows[i:]] = True
+                raise
+            written += 1
+        return written
+
+    # -- the alarm lifecycle (operator actions) ---------------------------------------------------------------
+
+    def acknowledge(self, alarm_id: int, by: str) -> dict[str, Any]:
+        """Move an alarm from open to acknowledged, recording who and when; ``Conflict`` from any other status."""
+        return self._transition(alarm_id, by, "acknowledged", ("open",))
+
+    def resolve(self, alarm_id: int, by: str) -> dict[str, Any]:
+        """Move an open or acknowledged alarm to resolved, recording who and when; the row stays as history."""
+        return self._transition(alarm_id, by, "resolved", ("open", "acknowledged"))
+
+    def _transition(self, alarm_id: int, by: str, to: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not by or not by.strip():
+            raise InvalidQuery("say who does this ('by')")
+        with self._lock:
+            row = self.store.get("alarms", alarm_id).iloc[0]
+            if row["status"] not in allowed:
+                raise Conflict(f"alarm {alarm_id} is {row['status']}; only {' or '.join(allowed)} alarms can be {to}")
+            at = pd.Timestamp(now_ms(), unit="ms", tz="UTC")
+            prefix = "acknowledged" if to == "acknowledged" else "resolved"
+            changes: dict[str, Any] = {"status": to, f"{prefix}_at": at, f"{prefix}_by": by.strip()}
+            self.store.update("alarms", alarm_id, changes)
+            if to == "resolved" and self._state is not None:
+                self._state.resolved(alarm_id)
+            record = alarm_record(self.store.get("alarms", alarm_id).iloc[0], alarm_id)
+            self.publish_alarm(record, to)
+        return record
+
+
+def readings_only(readings: Readings) -> Parsed:
+    """Readings already validated elsewhere (benchmarks, notebooks) as a :class:`Parsed` with no dead letters."""
+    return Parsed(readings, [])
