@@ -52,4 +52,5 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.include_router(ingest.router)
     app.include_router(alarms.router)
     app.include_router(sensors.router)
+    app.include_router(screens.router)
     return app

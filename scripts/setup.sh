@@ -15,5 +15,6 @@ if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" ]]; then
     "$root/.venv/bin/python" -m pip install -q -e "$root[dev]" >&2
     touch "$stamp"
 fi
+"$root/scripts/ensure_assets.sh"  # the screens' deck.gl bundles from npm, pinned by package-lock.json (build/vendor/)
 # shellcheck disable=SC1091
 source "$root/.venv/bin/activate"

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+scripts/ensure_browser.sh  # Debian's chromium, chromium-driver and fonts-noto-cjk for tests/screens
 
 created=""
 if [[ -z "${TWIN_TEST_DATABASE_URL:-}" ]]; then

@@ -14,6 +14,7 @@ from layers import LAYERS
 from twin.cli_db import db_app
 from twin.cli_iot import ingest
 from twin.cli_keys import keys_app
+from twin.cli_render import render_app
 from twin.errors import TwinError
 from twin.settings import Settings, StoreSettings
 from twin.store.base import Store
@@ -148,6 +149,7 @@ def info(store: StoreOption = None) -> None:
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(render_app, name="render")
 app.command("ingest")(ingest)
 
 

@@ -11,6 +11,7 @@ from api import html
 from api.deps import FormatDep, SettingsDep, StoreDep
 from api.links import JSON, OPENAPI, base_url, link, self_links
 from api.openapi import openapi_30
+from api.routes.screens import district_page
 from twin.errors import Unavailable
 
 router = APIRouter(tags=["service"])
@@ -61,6 +62,8 @@ def landing(request: Request, settings: SettingsDep, fmt: FormatDep) -> Response
             link(f"{root}/health", "status", JSON, "Health"),
         ],
     }
+    if fmt == "html" and "f" not in request.query_params:
+        return district_page(request)  # a browser opening / gets the district screen; ?f=html the link list
     if fmt == "html":
         return html.page(settings.api.title, f"<p>{doc['description']}</p>" + html.links_list(doc["links"]))
     return JSONResponse(doc)

@@ -1,0 +1,158 @@
+"""Headless Chromium (Debian's, driven by Playwright) against a live twin over a private copy of the sample.
+
+Every page a test opens records its requests and fails the test on any that leaves localhost, on console errors and
+on uncaught exceptions. Screenshots are kept in ``tests/artifacts/`` (git-ignored) to look at after a run.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from api.main import create_app
+from tests.api.conftest import LiveServer
+from twin.auth import create_key
+from twin.settings import Settings
+from twin.store.geopackage import GeoPackageStore
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (see pyproject dev deps)")
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: How the screens are driven: Debian's Chromium, software WebGL, no network chatter of its own.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+VIEWPORT = {"width": 1280, "height": 800}
+READY_TIMEOUT_S = 90.0
+
+
+@dataclass
+class ScreenServer:
+    """The live twin the screens are served from, with keys for each role."""
+
+    url: str
+    store: GeoPackageStore
+    keys: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def screen_server(sample_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenServer]:
+    """The API over a writable copy of the sample (keys are written to it, readings ingested)."""
+    folder = tmp_path_factory.mktemp("screens")
+    for item in sample_path.parent.iterdir():
+        if item.suffix in (".gpkg", ".tif"):
+            shutil.copy2(item, folder / item.name)
+    store = GeoPackageStore(folder / sample_path.name)
+    keys = {role: create_key(store, role, f"screen tests ({role})")[1] for role in ("operator", "inspector", "device")}
+    with LiveServer(create_app(Settings(), store=store)) as live:
+        yield ScreenServer(live.url, store, keys)
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium; never a browser downloaded by ``playwright install``."""
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: run scripts/ensure_browser.sh (scripts/test.sh does)")
+    with playwright_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def is_local(url: str) -> bool:
+    """True for URLs served by this machine (and inline ``data:``/``blob:`` ones)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("data", "blob", "about"):
+        return True
+    if parts.scheme == "file":
+        return True
+    return parts.hostname in LOCAL_HOSTS or parts.hostname == "localhost"
+
+
+@dataclass
+class Screen:
+    """An open page and what it did: every request, console errors, page errors."""
+
+    page: Any
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def js(self, expression: str, arg: Any = None) -> Any:
+        """Evaluate in the page (the pages' CSP forbids eval-based waits, so tests poll with this)."""
+        return self.page.evaluate(expression, arg)
+
+    def wait_for(self, expression: str, timeout_s: float = READY_TIMEOUT_S, what: str = "") -> float:
+        """Poll ``expression`` until truthy; returns the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if self.js(expression):
+                return time.monotonic() - started
+            self.page.wait_for_timeout(50)
+        raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what or expression}; "
+                             f"errors: {self.errors[:5]}")
+
+    def wait_ready(self) -> float:
+        """Wait for the first full frame (every layer and tile loaded and drawn)."""
+        return self.wait_for("!!(window.twinScreen && window.twinScreen.ready)", what="the first full frame")
+
+    def external(self) -> list[str]:
+        """Requests that left this machine."""
+        return [url for url in self.requests if not is_local(url)]
+
+    def screenshot(self, name: str, **kwargs: Any) -> np.ndarray:
+        """A PNG kept as ``tests/artifacts/NAME.png``, returned as an (h, w, 3) array."""
+        from PIL import Image
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        data = self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), **kwargs)
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    def assert_clean(self) -> None:
+        """No request left the machine, no console error, no uncaught exception."""
+        assert not self.external(), f"requests left localhost: {self.external()}"
+        assert not self.errors, f"console errors: {self.errors}"
+
+
+@pytest.fixture
+def open_screen(browser: Any) -> Iterator[Callable[[str], Screen]]:
+    """Open a URL in a fresh browser context; the returned :class:`Screen` records what the page does."""
+    contexts = []
+
+    def opener(url: str) -> Screen:
+        context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
+        contexts.append(context)
+        page = context.new_page()
+        screen = Screen(page)
+        page.on("request", lambda request: screen.requests.append(request.url))
+        page.on("console", lambda message: screen.errors.append(message.text)
+                if message.type == "error" else None)
+        page.on("pageerror", lambda error: screen.errors.append(f"uncaught: {error}"))
+        page.goto(url)
+        return screen
+
+    yield opener
+    for context in contexts:
+        context.close()
+
+
+def blank_share(pixels: np.ndarray, background: tuple[int, int, int] = (11, 19, 32)) -> float:
+    """Share of pixels within a few levels of the screens' background colour."""
+    distance = np.abs(pixels.astype(int) - np.array(background)).sum(axis=2)
+    return float((distance <= 12).mean())
+
+
+def distinct_colours(pixels: np.ndarray) -> int:
+    """Number of distinct RGB colours."""
+    flat = pixels.reshape(-1, 3).astype(np.uint32)
+    return len(np.unique((flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]))
