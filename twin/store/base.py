@@ -22,7 +22,7 @@ from shapely import box
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from layers import LAYERS, Layer, get_layer
+from layers import LAYERS, Field, FieldType, Layer, get_layer
 from twin.cql2 import ast as cql2
 from twin.errors import InvalidQuery, NotFound
 
@@ -225,6 +225,22 @@ def distance_metres(geometry: BaseGeometry, distance_m: Any) -> float:
     if not np.isfinite(distance) or distance < 0:
         raise InvalidQuery(f"distance must be a finite, non-negative number of metres, got {distance_m!r}")
     return distance
+
+
+def summed_fields(layer: Layer, grid_level: str, sums: Sequence[str]) -> list[Field]:
+    """Check :meth:`Store.aggregate_by_grid`'s arguments; returns the numeric fields to sum."""
+    levels = get_layer("grids").field("level").choices or ()
+    if grid_level not in levels:
+        raise InvalidQuery(f"grid level must be one of {', '.join(levels)}, got {grid_level!r}")
+    fields = []
+    for name in sums:
+        if not layer.has_field(name):
+            raise InvalidQuery(f"layer {layer.id!r} has no field {name!r}")
+        field = layer.field(name)
+        if field.type not in (FieldType.INTEGER, FieldType.REAL):
+            raise InvalidQuery(f"can only sum numeric fields; {field.name!r} is {field.type.value}")
+        fields.append(field)
+    return fields
 
 
 def frame_source(frame: Any, default: str) -> str:

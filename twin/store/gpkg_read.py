@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from layers import FieldType, Layer, get_layer
 from twin.errors import InvalidQuery
 from twin.store import gpkg_cql, gpkg_geometry
-from twin.store.base import BBox, FeatureQuery, Filter
+from twin.store.base import BBox, FeatureQuery, Filter, summed_fields
 from twin.store.gpkg_codec import decode_rows, select_columns, with_distance
 from twin.store.gpkg_schema import GEOMETRY_COLUMN, quote, rtree_name
 from twin.store.gpkg_spatial import (
@@ -40,7 +40,7 @@ from twin.store.gpkg_spatial import (
     to_metric,
     window_sql,
 )
-from twin.store.gpkg_sql import lookup, order_clause, where_clause
+from twin.store.gpkg_sql import order_clause, where_clause
 
 CHUNK_ROWS = 8192
 #: First search radius of nearest-k, metres; it grows until k features are certainly found.
@@ -199,13 +199,7 @@ def aggregate_by_grid(conn: sqlite3.Connection, layer: Layer, filters: Sequence[
                       sums: Sequence[str]) -> pd.DataFrame:
     """Counts and sums per grid cell of ``grid_level`` (cells without features get 0)."""
     grids = get_layer("grids")
-    levels = grids.field("level").choices or ()
-    if grid_level not in levels:
-        raise InvalidQuery(f"grid level must be one of {', '.join(levels)}, got {grid_level!r}")
-    numeric = [lookup(layer, name) for name in sums]
-    for field in numeric:
-        if field.type not in (FieldType.INTEGER, FieldType.REAL) or field.name == layer.key:
-            raise InvalidQuery(f"can only sum numeric fields; {field.name!r} is {field.type.value}")
+    numeric = summed_fields(layer, grid_level, sums)
     cells = conn.execute(f"SELECT code, {quote(GEOMETRY_COLUMN)} FROM {quote(grids.id)} WHERE level = ? ORDER BY code",
                          (grid_level,)).fetchall()
     codes = [c[0] for c in cells]

@@ -28,10 +28,9 @@ from shapely.geometry.base import BaseGeometry
 from layers import Field, FieldType, Layer, get_layer
 from twin.errors import InvalidQuery
 from twin.store import pg_cql
-from twin.store.base import STORAGE_CRS, BBox, FeatureQuery, Filter
+from twin.store.base import STORAGE_CRS, BBox, FeatureQuery, Filter, summed_fields
 from twin.store.gpkg_codec import GEOMETRY, python_column, with_distance
 from twin.store.gpkg_spatial import WORLD, metric_point, metric_window, to_metric
-from twin.store.gpkg_sql import lookup
 from twin.store.pg_schema import GEOMETRY_COLUMN, METADATA, table_of
 from twin.store.pg_sql import envelope, geometry_param, order_by, spatial_exprs, where
 
@@ -189,13 +188,7 @@ def aggregate_by_grid(conn: sa.Connection, layer: Layer, filters: Sequence[Filte
                       sums: Sequence[str]) -> pd.DataFrame:
     """Counts and sums per grid cell of ``grid_level`` (cells without features get 0), computed in SQL."""
     grids_layer = get_layer("grids")
-    levels = grids_layer.field("level").choices or ()
-    if grid_level not in levels:
-        raise InvalidQuery(f"grid level must be one of {', '.join(levels)}, got {grid_level!r}")
-    numeric = [lookup(layer, name) for name in sums]
-    for field in numeric:
-        if field.type not in (FieldType.INTEGER, FieldType.REAL) or field.name == layer.key:
-            raise InvalidQuery(f"can only sum numeric fields; {field.name!r} is {field.type.value}")
+    numeric = summed_fields(layer, grid_level, sums)
     table, grids = table_of(layer), table_of(grids_layer)
     cells = sa.select(grids.c.id, grids.c.code, grids.c[GEOMETRY_COLUMN]).where(
         grids.c.level == grid_level).subquery("cells")
