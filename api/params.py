@@ -33,7 +33,7 @@ from twin.crs import (
 )
 from twin.errors import InvalidQuery
 from twin.store.base import BBox, Filter, Op, Sort, TimeRange
-from twin.validate import parse_instant
+from twin.values import parse_instant
 
 #: Query parameters the items route understands; any other name must be a property of the collection.
 ITEMS_PARAMETERS = frozenset({"f", "bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "properties", "sortby",

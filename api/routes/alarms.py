@@ -17,7 +17,7 @@ from twin.errors import InvalidQuery
 from twin.iot.events import EventFilter, EventHub
 from twin.iot.service import alarm_record
 from twin.store.base import FeatureQuery, Filter, Op, Sort, TimeRange
-from twin.validate import parse_instant
+from twin.values import parse_instant
 
 router = APIRouter(tags=["alarms"])
 

@@ -10,7 +10,7 @@ from api.deps import StoreDep
 from api.iotdeps import RuntimeDep, StaffDep
 from twin.errors import InvalidQuery
 from twin.iot.history import parse_bucket, sensor_history
-from twin.validate import parse_instant
+from twin.values import parse_instant
 
 router = APIRouter(tags=["sensors"])
 

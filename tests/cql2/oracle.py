@@ -17,7 +17,7 @@ import shapely
 from layers import FieldType, get_layer
 from tests.store.helpers import _like, column
 from twin.cql2 import ast
-from twin.validate import coerce_value
+from twin.values import coerce_value
 
 _OPS = {"=": operator.eq, "<>": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
         ">=": operator.ge}

@@ -15,7 +15,7 @@ import shapely
 
 from layers import FieldType, get_layer
 from twin.store.base import Filter, Op, Sort
-from twin.validate import coerce_value, is_null, parse_instant
+from twin.values import coerce_value, is_null, parse_instant
 
 _OPS = {Op.EQ: operator.eq, Op.NE: operator.ne, Op.LT: operator.lt, Op.LE: operator.le, Op.GT: operator.gt,
         Op.GE: operator.ge}

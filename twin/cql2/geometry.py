@@ -25,7 +25,7 @@ from shapely.geometry import (
 )
 from shapely.geometry.base import BaseGeometry
 
-from twin.validate import parse_instant
+from twin.values import parse_instant
 
 GEOMETRY_TYPES = frozenset(
     {"POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON", "GEOMETRYCOLLECTION"}

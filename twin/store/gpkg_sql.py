@@ -22,7 +22,7 @@ from layers import Field, FieldType, Layer
 from twin.errors import InvalidQuery
 from twin.store.base import Filter, Op, Sort, TimeRange
 from twin.store.gpkg_schema import quote
-from twin.validate import coerce_value, parse_instant
+from twin.values import coerce_value, parse_instant
 
 _COMPARISONS = {Op.EQ: "=", Op.NE: "<>", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
 

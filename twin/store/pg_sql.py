@@ -26,7 +26,7 @@ from twin.store.base import BBox, FeatureQuery, Filter, Op, Predicate, Sort, Tim
 from twin.store.gpkg_spatial import conditions
 from twin.store.gpkg_sql import lookup
 from twin.store.pg_schema import GEOMETRY_COLUMN, SRID
-from twin.validate import coerce_value, parse_instant
+from twin.values import coerce_value, parse_instant
 
 ColumnExpr = sa.ColumnElement[Any]
 _COMPARE = {
