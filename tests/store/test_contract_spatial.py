@@ -73,6 +73,16 @@ def test_point_bbox_on_a_boundary_counts_as_intersecting(store, twin_data):
     assert {"C1", "C2", "G11", "G21"} <= set(store.query("grids", FeatureQuery(bbox=edge))["code"])
 
 
+def test_degenerate_bboxes_find_the_lines_they_touch(store, twin_data):
+    # a point box on a road's vertex and a zero-height box crossing it must both find that road
+    roads = twin_data.expected("roads")
+    road_id = roads.index[0]
+    x, y = roads.geometry.loc[road_id].coords[1]
+    for bbox in (BBox(x, y, x, y), BBox(x - 0.001, y, x + 0.001, y), BBox(x, y - 0.001, x, y + 0.001)):
+        assert road_id in set(store.query("roads", FeatureQuery(bbox=bbox)).index), bbox
+        assert store.count("roads", FeatureQuery(bbox=bbox)) >= 1
+
+
 def test_line_bboxes_match_brute_force(store, twin_data):
     frame = twin_data.expected("buildings")
     for bbox in (BBox(114.018, 22.6017, 114.050, 22.6017), BBox(114.0226, 22.599, 114.0226, 22.621)):

@@ -19,12 +19,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from shapely import box
-from shapely.geometry import Point
+from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
 
 from layers import LAYERS, Field, FieldType, Layer, get_layer
 from twin.cql2 import ast as cql2
-from twin.errors import InvalidQuery, NotFound
+from twin.errors import InvalidQuery, NotFound, ValidationFailed
 
 #: CRS of every geometry that crosses the store interface.
 STORAGE_CRS = "EPSG:4326"
@@ -62,8 +62,17 @@ class BBox:
         return (self.minx, self.miny, self.maxx, self.maxy)
 
     def to_polygon(self) -> BaseGeometry:
-        """The box as a shapely geometry (a polygon, or a line/point when degenerate)."""
-        return box(*self.as_tuple())
+        """The box as a shapely geometry (a polygon, or a line/point when degenerate).
+
+        A zero-width box is returned as the line or point it is: GEOS treats a collapsed polygon as invalid and
+        its predicates then miss geometries that cross it.
+        """
+        minx, miny, maxx, maxy = self.as_tuple()
+        if minx == maxx and miny == maxy:
+            return Point(minx, miny)
+        if minx == maxx or miny == maxy:
+            return LineString([(minx, miny), (maxx, maxy)])
+        return box(minx, miny, maxx, maxy)
 
 
 class Predicate(StrEnum):
@@ -243,6 +252,20 @@ def summed_fields(layer: Layer, grid_level: str, sums: Sequence[str]) -> list[Fi
     return fields
 
 
+def update_frame(layer: Layer, frame: Any) -> pd.DataFrame:
+    """``frame`` for :meth:`Store.update_many` validated: fields only (no geometry), ids as the index."""
+    from twin.validate import has_ids, normalize_frame
+
+    source = frame_source(frame, f"update of {layer.id}")
+    if isinstance(frame, gpd.GeoDataFrame) or "geometry" in getattr(frame, "columns", ()):
+        raise ValidationFailed("update_many changes fields only; move features with update()", source=source,
+                               field="geometry")
+    normalized = normalize_frame(layer, frame, source=source, partial=True)
+    if len(normalized) and not has_ids(layer, normalized):
+        raise ValidationFailed(f"update_many needs the feature ids (the index named {layer.key!r})", source=source)
+    return normalized
+
+
 def frame_source(frame: Any, default: str) -> str:
     """The name errors give for an input frame: ``frame.attrs["source"]`` (e.g. the imported file) or ``default``."""
     attrs = getattr(frame, "attrs", None)
@@ -327,6 +350,15 @@ class Store(ABC):
     @abstractmethod
     def update(self, layer_id: str, feature_id: int, changes: Mapping[str, Any]) -> None:
         """Validate and apply ``changes`` (field → value, ``geometry`` → shapely in lon/lat) to one feature."""
+
+    @abstractmethod
+    def update_many(self, layer_id: str, frame: pd.DataFrame) -> int:
+        """Validate and apply one row of changes per feature, all in one transaction; returns how many were updated.
+
+        ``frame`` is indexed by feature id (index named after the layer key, or a key column) and holds only the
+        fields to set; a null clears an optional field. Geometries are not changed here (use :meth:`update`).
+        Ids that are not stored are skipped. Nothing is written if any row fails validation.
+        """
 
     @abstractmethod
     def delete(self, layer_id: str, ids: Sequence[int]) -> int:
