@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
@@ -14,6 +15,9 @@ from twin.iot import IotRuntime, IotSettings
 from twin.settings import Settings
 from twin.store.base import Store
 from twin.store.opening import open_store
+
+#: Smallest response body worth compressing.
+GZIP_MIN_BYTES = 1024
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None,
@@ -43,6 +47,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    # responses of 1 KiB or more go gzip-compressed to clients that accept it (JSON, GeoJSON, HTML, scripts);
+    # event streams and PNGs are left alone, and tiles arrive already compressed (api.routes.tiles)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=6)
     app.include_router(landing.router)
     app.include_router(collections.router)
     app.include_router(items.router)

@@ -50,10 +50,14 @@ def supported_crs(spec: str, parameter: str) -> CrsRef:
 
 
 def output_crs(
+    layer: LayerDep,
     crs: Annotated[str | None, Query(description="CRS of the response geometries (URI); default CRS84")] = None,
 ) -> CrsRef:
-    """The ``crs`` parameter (OGC API – Features Part 2)."""
-    return CRS84 if crs is None else supported_crs(crs, "crs")
+    """The ``crs`` parameter (OGC API – Features Part 2); a table (no geometry, no ``crs`` list) takes only CRS84."""
+    chosen = CRS84 if crs is None else supported_crs(crs, "crs")
+    if not layer.is_spatial and chosen != CRS84:
+        raise InvalidQuery(f"{layer.id!r} is a table without geometry; it takes no crs")
+    return chosen
 
 
 OutputCrsDep = Annotated[CrsRef, Depends(output_crs)]

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Fetch the map screens' browser bundles (deck.gl, @deck.gl/json and loaders.gl's MVT worker) from the npm registry, at the versions package-lock.json pins,
+# Fetch the browser bundles the service serves (deck.gl, @deck.gl/json and loaders.gl's MVT worker for the map
+# screens; maplibre-gl for the MapLibre client test) from the npm registry, at the versions package-lock.json pins,
 # check each package tarball against the lock's integrity hash, and unpack only the files package.json lists under
 # "twinAssets" into build/vendor/NAME@VERSION/ (git-ignored), with a manifest.json the service reads.
 #
-# Why not `npm ci`: the screens need three self-contained bundles (about 1.8 MB), while a full install of
+# Why not `npm ci`: the service needs a few self-contained bundles (a few MB), while a full install of
 # deck.gl's dependency tree is 360 packages and over 600 MB. `npm pack` fetches exactly the pinned tarballs through
 # the ordinary npm client. The service serves these files itself at /static/vendor/...; no page loads from a CDN.
 # TWIN_ASSETS_DIR puts them elsewhere. Fast (no network) when everything is already in place.

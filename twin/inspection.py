@@ -8,6 +8,8 @@ Pure use of the :class:`~twin.store.base.Store` interface, so both stores answer
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -141,8 +143,47 @@ def nearest_facilities(store: Store, *, building_id: int | None = None, lon: flo
     return store.nearest("fire_facilities", Point(lon, lat), k, filters)
 
 
-def grid_summary(store: Store, level: str = "grid", codes: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per grid cell of ``level``: buildings, super high-rises, faulty facilities, offline sensors, open alarms."""
+#: The layers a grid summary reads; a write to any of them changes the summary.
+SUMMARY_LAYERS = ("grids", "buildings", "fire_facilities", "sensors", "alarms")
+
+
+class SummaryCache:
+    """Whole-level grid summaries, kept per level and per change counters of :data:`SUMMARY_LAYERS`.
+
+    The key holds :meth:`~twin.store.base.Store.layer_version` of every layer read, taken before computing, so
+    a write to any of them (from this process or, on PostGIS, from any other) makes the entry unreachable; a
+    summary computed while a write lands is filed under the counters read before it and is never served after.
+    One cache serves one store. At most ``max_entries`` summaries are kept, least recently used evicted first.
+    """
+
+    def __init__(self, max_entries: int = 16):
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple[object, ...], pd.DataFrame] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def summary(self, store: Store, level: str) -> pd.DataFrame:
+        """The summary of every cell of ``level`` (a copy the caller may change)."""
+        key = (level, tuple(store.layer_version(layer_id) for layer_id in SUMMARY_LAYERS))
+        with self._lock:
+            table = self._items.get(key)
+            if table is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return table.copy()
+            self.misses += 1
+        table = _level_summary(store, level)
+        with self._lock:
+            for stale in [k for k in self._items if k[0] == level]:
+                del self._items[stale]  # an older version of this level is never asked for again
+            self._items[key] = table
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return table.copy()
+
+
+def _level_summary(store: Store, level: str) -> pd.DataFrame:
     cells = store.query("grids", FeatureQuery(filters=(Filter("level", Op.EQ, level),)))
     if cells.empty:
         raise InvalidQuery(f"no grid cells at level {level!r}; use district, subdistrict, community or grid")
@@ -156,6 +197,16 @@ def grid_summary(store: Store, level: str = "grid", codes: Sequence[str] | None 
     table = cells.set_index("code")[["name", "parent_code", "population"]]
     for name, counts in figures.items():
         table[name] = counts["count"].reindex(table.index).fillna(0).astype(int)
+    return pd.DataFrame(table)
+
+
+def grid_summary(store: Store, level: str = "grid", codes: Sequence[str] | None = None, *,
+                 cache: SummaryCache | None = None) -> pd.DataFrame:
+    """Per grid cell of ``level``: buildings, super high-rises, faulty facilities, offline sensors, open alarms.
+
+    With ``cache``, a repeat of a summary whose layers have not changed since is answered from it.
+    """
+    table = cache.summary(store, level) if cache is not None else _level_summary(store, level)
     if codes is not None:
         unknown = sorted(set(codes) - set(table.index))
         if unknown:

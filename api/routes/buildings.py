@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +14,7 @@ from layers import STAFF, Role
 from layers.catalogue import FACILITY_TYPES, GRID_LEVELS, INSPECTION_RESULTS
 from twin.errors import InvalidQuery
 from twin.inspection import (
+    SummaryCache,
     fire_profile,
     grid_summary,
     nearest_facilities,
@@ -26,6 +27,17 @@ from twin.records import json_records
 router = APIRouter(tags=["inspection"])
 
 INSPECTORS = frozenset({Role.INSPECTOR, Role.ADMIN})
+
+
+def summary_cache(request: Request) -> SummaryCache:
+    """The app's grid-summary cache (one per process, over the app's one store)."""
+    cache = getattr(request.app.state, "summary_cache", None)
+    if cache is None:
+        cache = request.app.state.summary_cache = SummaryCache()
+    return cache
+
+
+SummaryCacheDep = Annotated[SummaryCache, Depends(summary_cache)]
 
 
 @router.get("/buildings/search", summary="Find buildings by name, address or code")
@@ -82,12 +94,15 @@ def nearest_to_point(store: StoreDep, role: RoleDep, lon: Annotated[float, Query
 
 
 @router.get("/grids/summary", summary="Figures per grid cell")
-def summary(store: StoreDep, role: RoleDep,
+def summary(store: StoreDep, role: RoleDep, cache: SummaryCacheDep,
             level: Annotated[str, Query(description=", ".join(GRID_LEVELS))] = "grid",
             code: Annotated[list[str] | None, Query(description="only these cells")] = None) -> JSONResponse:
-    """Buildings, super high-rises, faulty facilities, offline sensors and open alarms per cell of ``level``."""
+    """Buildings, super high-rises, faulty facilities, offline sensors and open alarms per cell of ``level``.
+
+    Cached per level until one of the layers it counts changes.
+    """
     require(role, STAFF, "grid summaries")
-    table = grid_summary(store, level, code)
+    table = grid_summary(store, level, code, cache=cache)
     return JSONResponse({"level": level, "cells": json_records(table, key="code")})
 
 

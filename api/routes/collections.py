@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api import html
 from api.deps import FormatDep, LayerDep, RoleDep, StoreDep
-from api.links import GEOJSON, JSON, base_url, link, self_links
+from api.links import GEOJSON, HTML, JSON, base_url, link, self_links
 from layers import LAYERS, Layer
 from twin.crs import CRS84_URI, SUPPORTED_CRS_URIS
 from twin.store.base import Store
@@ -41,10 +41,13 @@ def describe(request: Request, store: Store, layer: Layer) -> dict[str, Any]:
         "id": layer.id,
         "title": f"{layer.title_zh} · {layer.title_en}",
         "description": layer.description,
-        "itemType": "feature" if layer.is_spatial else "record",
+        # tables are served as GeoJSON features with null geometry: still OGC API – Features items ("record" would
+        # claim OGC API – Records, whose record model they do not follow)
+        "itemType": "feature",
         "links": [
             *self_links(request, path, layer.title_en),
-            link(f"{root}{path}/items", "items", GEOJSON if layer.is_spatial else JSON, f"{layer.title_en} items"),
+            link(f"{root}{path}/items", "items", GEOJSON, f"{layer.title_en} items (GeoJSON)"),
+            link(f"{root}{path}/items?f=html", "items", HTML, f"{layer.title_en} items (HTML)"),
             link(f"{root}{path}/queryables", "http://www.opengis.net/def/rel/ogc/1.0/queryables",
                  "application/schema+json", f"{layer.title_en} queryables"),
             link(f"{root}{path}/sortables", "http://www.opengis.net/def/rel/ogc/1.0/sortables",

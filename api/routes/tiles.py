@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from typing import Annotated, Any
 
@@ -61,16 +62,31 @@ def _public_spatial(role: Role) -> list[Layer]:
     return [layer for layer in LAYERS if layer.is_spatial and layer.readable_by(role)]
 
 
+def accepts_gzip(request: Request) -> bool:
+    """Whether the client's ``Accept-Encoding`` allows gzip (``gzip;q=0`` refuses it)."""
+    for item in request.headers.get("accept-encoding", "").lower().split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
 def tile_response(request: Request, store: Store, cache: TileCache, layers: tuple[Layer, ...],
                   z: int, y: int, x: int) -> Response:
-    """The MVT for ``layers`` at z/y/x, with an ETag over the layers' change counters (``304`` when unchanged)."""
+    """The MVT for ``layers`` at z/y/x, with an ETag over the layers' change counters (``304`` when unchanged).
+
+    A client that accepts gzip gets the tile gzip-compressed (``Content-Encoding: gzip``, as tile servers usually
+    send MVT; browsers, MapLibre and GDAL decode it), compressed once and cached; each encoding has its own ETag.
+    """
     ids = tuple(layer.id for layer in layers)
     tile = TileRequest(ids, z, x, y)  # validates the matrix limits
     versions = tuple(store.layer_version(layer_id) for layer_id in ids)
     key = (ids, versions, z, x, y)
-    etag = '"' + hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest() + '"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Authorization, X-API-Key"}
-    if etag in request.headers.get("if-none-match", ""):
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
+    compressed = accepts_gzip(request)
+    etag = f'"{digest}-gz"' if compressed else f'"{digest}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Authorization, X-API-Key, Accept-Encoding"}
+    if digest in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     data = cache.get(key)
     if data is None:
@@ -78,6 +94,12 @@ def tile_response(request: Request, store: Store, cache: TileCache, layers: tupl
         cache.put(key, data)
     if not data:
         return Response(status_code=204, headers=headers)
+    if compressed:
+        packed = cache.get((*key, "gzip"))
+        if packed is None:
+            packed = gzip.compress(data, compresslevel=6, mtime=0)
+            cache.put((*key, "gzip"), packed)
+        return Response(packed, media_type=MVT, headers={**headers, "Content-Encoding": "gzip"})
     return Response(data, media_type=MVT, headers=headers)
 
 

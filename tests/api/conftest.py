@@ -1,4 +1,10 @@
-"""A real uvicorn server on a free local port, serving a store, for tests that speak HTTP."""
+"""A real uvicorn server on a free local port, serving the sample twin from each store, for tests that speak HTTP.
+
+The read-only API tests run once per backend: ``api_backend`` is a session fixture parametrized over
+``geopackage`` and ``postgis`` (the latter marked ``postgis``, so a run that requires PostGIS fails if it is
+skipped). ``api_store`` is the sample twin in that backend, ``sample_server`` (alias ``api_server``) the service
+over it; ``private_sample`` gives a test its own writable copy of the sample in the same backend.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,10 @@ import pytest
 import uvicorn
 
 from api.main import create_app
+from tests.api.backends import NAMES, PostGISSample, private_store
+from tests.conftest import postgis_url
 from twin.settings import Settings
+from twin.store.base import Store
 from twin.store.geopackage import GeoPackageStore
 
 
@@ -47,13 +56,64 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
+#: The API tests' backends; the PostGIS one carries ``pytest.mark.postgis``.
+API_BACKENDS = [pytest.param(name, marks=[pytest.mark.postgis] if name == "postgis" else []) for name in NAMES]
+
+
 @pytest.fixture(scope="session")
-def sample_server(sample_path: Path) -> Iterator[str]:
-    """The API over the (read-only) sample twin; yields its root URL."""
-    store = GeoPackageStore(sample_path)
-    with LiveServer(create_app(Settings(), store=store)) as live:
-        yield live.url
+def pg_sample(sample_path: Path) -> Iterator[PostGISSample]:
+    """The sample twin loaded into a PostGIS template database (skips without ``TWIN_TEST_DATABASE_URL``)."""
+    sample = PostGISSample(postgis_url(), sample_path)
+    yield sample
+    sample.close()
+
+
+@pytest.fixture(scope="session", params=API_BACKENDS)
+def api_backend(request: pytest.FixtureRequest) -> str:
+    """The store engine the API is tested on: ``geopackage`` or ``postgis``."""
+    return str(request.param)
+
+
+def _pg(request: pytest.FixtureRequest, backend: str) -> PostGISSample | None:
+    return request.getfixturevalue("pg_sample") if backend == "postgis" else None
+
+
+@pytest.fixture(scope="session")
+def api_store(api_backend: str, sample_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """The sample twin in the backend's store, served read-only by ``sample_server``."""
+    pg = _pg(request, api_backend)
+    if pg is None:
+        store: Store = GeoPackageStore(sample_path)
+        yield store
+        store.close()
+        return
+    from twin.store.postgis import PostGISStore
+
+    url = pg.copy()
+    store = PostGISStore(url, raster_dir=pg.raster_dir)
+    yield store
     store.close()
+
+
+@pytest.fixture(scope="session")
+def sample_server(api_store: Store) -> Iterator[str]:
+    """The API over the (read-only) sample twin in the backend's store; yields its root URL."""
+    with LiveServer(create_app(Settings(), store=api_store)) as live:
+        yield live.url
+
+
+@pytest.fixture(scope="session")
+def api_server(sample_server: str) -> str:
+    """The read-only server's root URL (``sample_server`` under the name the backend-parametrized tests use)."""
+    return sample_server
+
+
+@pytest.fixture
+def private_sample(api_backend: str, sample_path: Path, tmp_path: Path,
+                   request: pytest.FixtureRequest) -> Iterator[tuple[Store, str]]:
+    """A private, writable copy of the sample in the backend's store, and where it lives (path or URL)."""
+    with private_store(api_backend, sample_path, tmp_path, _pg(request, api_backend)) as made:
+        yield made
 
 
 @pytest.fixture

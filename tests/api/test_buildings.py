@@ -7,36 +7,35 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from pyproj import Transformer
 
 from api.main import create_app
+from tests.api.backends import private_store
 from tests.api.conftest import LiveServer
 from twin.auth import create_key
+from twin.inspection import SummaryCache, grid_summary
+from twin.records import json_records
 from twin.settings import Settings
-from twin.store.base import FeatureQuery, Filter, Op
-from twin.store.geopackage import GeoPackageStore
+from twin.store.base import FeatureQuery, Filter, Op, Store
 
 TO_GK = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
 
 
 @pytest.fixture(scope="module")
-def service(sample_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict, GeoPackageStore]]:
-    import shutil
-
-    folder = tmp_path_factory.mktemp("inspect")
-    for item in sample_path.parent.iterdir():
-        if item.suffix in (".gpkg", ".tif"):
-            shutil.copy2(item, folder / item.name)
-    store = GeoPackageStore(folder / sample_path.name)
-    keys = {role: {"X-API-Key": create_key(store, role, f"{role} 1")[1]} for role in ("inspector", "device")}
-    with LiveServer(create_app(Settings(), store=store)) as live:
-        yield live.url, keys, store
-    store.close()
+def service(api_backend: str, sample_path: Path, tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[tuple[str, dict, Store]]:
+    """The service over a private copy of the sample in the backend's store, with inspector and device keys."""
+    pg = request.getfixturevalue("pg_sample") if api_backend == "postgis" else None
+    with private_store(api_backend, sample_path, tmp_path_factory.mktemp("inspect"), pg) as (store, _):
+        keys = {role: {"X-API-Key": create_key(store, role, f"{role} 1")[1]} for role in ("inspector", "device")}
+        with LiveServer(create_app(Settings(), store=store)) as live:
+            yield live.url, keys, store
 
 
-def _tower(store: GeoPackageStore, name: str) -> int:
+def _tower(store: Store, name: str) -> int:
     found = store.query("buildings", FeatureQuery(filters=(Filter("name", Op.EQ, name),)))
     return int(found.index[0])
 
@@ -108,6 +107,53 @@ def test_grid_summary_adds_up(service) -> None:
     one = httpx.get(f"{url}/grids/summary", params={"level": "community", "code": cells[0]["code"]},
                     headers=keys["inspector"]).json()["cells"]
     assert one == [cells[0]]
+
+
+def _changes(before: list[dict], after: list[dict], field: str) -> dict[str, int]:
+    """The cells whose ``field`` changed, and by how much."""
+    old = {c["code"]: c[field] for c in before}
+    return {c["code"]: c[field] - old[c["code"]] for c in after if c[field] != old[c["code"]]}
+
+
+def test_grid_summary_is_cached_until_a_layer_it_counts_changes(service) -> None:
+    url, keys, store = service
+    get = lambda: httpx.get(f"{url}/grids/summary", headers=keys["inspector"]).json()["cells"]  # noqa: E731
+    facility = store.query("fire_facilities", FeatureQuery(filters=(Filter("status", Op.EQ, "normal"),), limit=1))
+    sensor = store.query("sensors", FeatureQuery(filters=(Filter("status", Op.EQ, "online"),), limit=1))
+    before = get()
+    assert get() == before  # the repeat (from the cache) is the same answer
+    # a write through the API (fire_facilities) ...
+    patched = httpx.patch(f"{url}/facilities/{int(facility.index[0])}", headers=keys["inspector"],
+                          json={"status": "fault"})
+    assert patched.status_code == 200
+    after_patch = get()
+    assert list(_changes(before, after_patch, "faulty_facilities").values()) == [1]
+    # ... and a write straight to the store (sensors), as the IoT engine makes them
+    store.update("sensors", int(sensor.index[0]), {"status": "offline"})
+    after_sensor = get()
+    assert list(_changes(after_patch, after_sensor, "offline_sensors").values()) == [1]
+    assert _changes(after_patch, after_sensor, "faulty_facilities") == {}
+    # a summary of another level is its own entry, and equals the summary computed afresh
+    communities = httpx.get(f"{url}/grids/summary", params={"level": "community"}, headers=keys["inspector"])
+    fresh = json_records(grid_summary(store, "community"), key="code")
+    assert communities.json()["cells"] == fresh
+
+
+def test_summary_cache_counts_hits_and_recomputes_after_a_write(service) -> None:
+    _, _, store = service
+    cache = SummaryCache()
+    first = cache.summary(store, "grid")
+    second = cache.summary(store, "grid")
+    assert (cache.hits, cache.misses) == (1, 1)
+    pd.testing.assert_frame_equal(first, second)
+    second.loc[second.index[0], "buildings"] = -1  # a copy: changing it leaves the cache alone
+    assert cache.summary(store, "grid").iloc[0]["buildings"] >= 0
+    building = store.query("buildings", FeatureQuery(filters=(Filter("grid_code", Op.EQ, first.index[0]),), limit=1))
+    store.update("buildings", int(building.index[0]), {"height_m": 150.0})
+    third = cache.summary(store, "grid")
+    assert cache.misses == 2
+    assert third.iloc[0]["super_high_rises"] == first.iloc[0]["super_high_rises"] + \
+        int(not building["height_m"].iloc[0] > 100)
 
 
 def test_recording_an_inspection_and_a_facility_status(service) -> None:

@@ -182,8 +182,30 @@ def test_tables_are_features_with_null_geometry(staff, sample_store):
     assert all(f["geometry"] is None for f in doc["features"])
     stamps = [f["properties"]["ts"] for f in doc["features"]]
     assert all(RFC3339_MS.fullmatch(s) for s in stamps) and stamps == sorted(stamps, reverse=True)
-    assert staff.get("/collections/readings").json()["itemType"] == "record"
     assert staff.get("/collections/alarms/items/1").json()["geometry"] is None
+
+
+@pytest.mark.parametrize("table", ["readings", "alarms", "inspections"])
+def test_table_collections_describe_geojson_items_without_space(staff, table):
+    doc = staff.get(f"/collections/{table}").json()
+    assert doc["itemType"] == "feature"  # GeoJSON features with null geometry (not OGC API – Records records)
+    assert "spatial" not in doc["extent"] and set(doc["extent"]) == {"temporal"}
+    assert not {"crs", "storageCrs", "geometryType", "minZoom", "maxZoom"} & set(doc)
+    items = [link for link in doc["links"] if link["rel"] == "items"]
+    assert {link["type"] for link in items} == {"application/geo+json", "text/html"}
+    geojson = next(link for link in items if link["type"] == "application/geo+json")
+    page = staff.get(geojson["href"], params={"limit": 3})
+    assert page.headers["content-type"] == "application/geo+json"  # what the link said it would be
+    links = {link["rel"]: link for link in page.json()["links"]}
+    assert links["self"]["type"] == links["next"]["type"] == "application/geo+json"
+    assert links["alternate"]["type"] == "text/html" and links["collection"]["type"] == "application/json"
+    assert staff.get(links["next"]["href"]).headers["content-type"] == "application/geo+json"
+    one = staff.get(f"/collections/{table}/items/1")
+    assert one.headers["content-type"] == "application/geo+json" and "content-crs" not in one.headers
+    assert {link["rel"] for link in one.json()["links"]} == {"self", "alternate", "collection"}
+    for params in ({"crs": "http://www.opengis.net/def/crs/EPSG/0/4547"}, {"bbox": "114,22,115,23"}):
+        assert_ogc_error(staff.get(f"/collections/{table}/items", params=params), 400)
+    assert staff.get(f"/collections/{table}/items", params={"crs": CRS84, "limit": 1}).status_code == 200
 
 
 def test_dates_nulls_and_nan_are_json_values(staff, sample_store):

@@ -14,7 +14,7 @@ import pytest
 from api.main import create_app
 from tests.api.conftest import LiveServer
 from twin.settings import Settings
-from twin.store.base import FeatureQuery, TileRequest
+from twin.store.base import FeatureQuery, Store, TileRequest
 from twin.store.geopackage import GeoPackageStore
 from twin.tiles.build import query_bbox
 
@@ -115,14 +115,13 @@ def test_tile_matrix_set_document(http: httpx.Client) -> None:
 
 
 @pytest.fixture
-def writable(sample_copy: Path) -> Iterator[tuple[str, GeoPackageStore]]:
-    store = GeoPackageStore(sample_copy)
+def writable(private_sample: tuple[Store, str]) -> Iterator[tuple[str, Store]]:
+    store, _ = private_sample
     with LiveServer(create_app(Settings(), store=store)) as live:
         yield live.url, store
-    store.close()
 
 
-def test_a_write_invalidates_cached_tiles(writable: tuple[str, GeoPackageStore]) -> None:
+def test_a_write_invalidates_cached_tiles(writable: tuple[str, Store]) -> None:
     url, store = writable
     z, y, x = _zyx(16)
     path = f"{url}/collections/buildings/tiles/WebMercatorQuad/{z}/{y}/{x}"
