@@ -8,7 +8,10 @@ so the screen shows what the key's role may see, and the district screen follows
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
+import pathlib
 import threading
 from typing import Annotated, Any
 
@@ -20,11 +23,15 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import PrincipalDep, RoleDep, StoreDep, require
 from layers import STAFF, Role
 from twin.errors import InvalidQuery, NotFound
+from twin.raster import encode_png
 from twin.render import colors
-from twin.render.basemap import Basemap, hillshade_png
+from twin.render.bake import MEDIA_TYPE as GROUND_MEDIA_TYPE
+from twin.render.bake import Backdrop, bake
+from twin.render.basemap import Basemap, hillshade_rgba
 from twin.render.district import FIGURES, TileSource, district_screen, load_district
 from twin.render.grid import grid_screen, load_grid
-from twin.render.offline import OWN_FILES, SERVED_CSP, own_file, page_html, vendor_files
+from twin.render.ground import ground_layers
+from twin.render.offline import OWN_FILES, SERVED_CSP, own_digest, own_file, page_html, vendor_files
 from twin.render.screen import Screen
 from twin.render.state import StateBoard
 from twin.render.tower import load_tower, tower_screen
@@ -38,6 +45,9 @@ MEDIA = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf
 _lock = threading.Lock()
 #: Layers the district screen reads: its cached JSON is rebuilt when one of them changes.
 DISTRICT_LAYERS = ("grids", "buildings", "roads", "fire_stations", "fire_facilities", "sensors", "alarms")
+#: Layers its baked ground reads (grid figures for staff also count facilities, sensors and alarms): an alarm does not
+#: re-bake the ground of a public figure.
+GROUND_LAYERS = ("grids", "buildings", "roads")
 
 
 def _root(request: Request) -> str:
@@ -49,8 +59,14 @@ def _page(request: Request, title: str, screen_url: str, *, live: bool = False, 
     return Response(html, media_type="text/html; charset=utf-8", headers=HTML_HEADERS)
 
 
-def _json(document: Any) -> Response:
-    return Response(orjson.dumps(document), media_type="application/json", headers={"Cache-Control": "no-store"})
+def _json(document: Any, request: Request | None = None) -> Response:
+    """A JSON answer, gzip-compressed (fast level) when it is large and the client accepts it."""
+    body = orjson.dumps(document)
+    headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+    if request is not None and len(body) > 4096 and "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(body, compresslevel=4, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _board(request: Request, store: Store) -> StateBoard:
@@ -61,15 +77,22 @@ def _board(request: Request, store: Store) -> StateBoard:
     return board
 
 
-def _basemap_png(request: Request, store: Store) -> tuple[bytes, tuple[float, float, float, float], str]:
+def _relief(request: Request, store: Store) -> tuple[Backdrop, bytes, tuple[float, float, float, float], str]:
+    """The DEM's shaded relief as a backdrop to bake on and as a PNG, its bounds and the PNG's ETag (once a DEM)."""
     path = store.raster_path("dem")
     stamp = f"{path}:{path.stat().st_mtime_ns}"
     cached = getattr(request.app.state, "screen_basemap", None)
     if cached is None or cached[0] != stamp:
-        png, bounds = hillshade_png(path)
+        rgba, bounds = hillshade_rgba(path)
+        png = encode_png(rgba)
         etag = '"' + hashlib.blake2b(png, digest_size=12).hexdigest() + '"'
-        cached = request.app.state.screen_basemap = (stamp, png, bounds, etag)
-    return cached[1], cached[2], cached[3]
+        cached = request.app.state.screen_basemap = (stamp, Backdrop(rgba, bounds), png, bounds, etag)
+    return cached[1], cached[2], cached[3], cached[4]
+
+
+def _basemap_png(request: Request, store: Store) -> tuple[bytes, tuple[float, float, float, float], str]:
+    _, png, bounds, etag = _relief(request, store)
+    return png, bounds, etag
 
 
 def _basemap(request: Request, store: Store) -> Basemap:
@@ -94,13 +117,28 @@ def district(request: Request) -> Response:
     return district_page(request)
 
 
-def _district_screen(request: Request, store: Store, role: Role, figure: str) -> Screen:
+def _district_screen(request: Request, store: Store, role: Role, figure: str) -> tuple[Screen, str, bytes]:
+    """The screen, and the ground image baked for it (its digest and bytes)."""
     root = _root(request)
     data = load_district(store, role=role, figure=figure, inline=False, board=_board(request, store),
-                         basemap=_basemap(request, store))
+                         basemap=_basemap(request, store), footprints=True)
+    backdrop, _, bounds, _ = _relief(request, store)
+    layers = GROUND_LAYERS + (DISTRICT_LAYERS if FIGURES[data.figure][1] else ())
+    key = (data.figure, tuple(store.layer_version(layer) for layer in layers), id(backdrop))
+    with _lock:
+        grounds: dict[Any, tuple[str, bytes]] = request.app.state.__dict__.setdefault("district_grounds", {})
+        baked = grounds.get(key)
+    if baked is None:
+        image = bake(backdrop, ground_layers(data))
+        baked = (hashlib.blake2b(image, digest_size=16).hexdigest(), image)
+        with _lock:
+            if len(grounds) >= 8:
+                grounds.pop(next(iter(grounds)))
+            grounds[key] = baked
+    data.ground = Basemap(f"{root}/map/ground/{baked[0]}.webp", bounds)
     tiles = TileSource(f"{root}/collections/buildings/tiles/{TMS}/{{z}}/{{y}}/{{x}}",
                        f"{root}/collections/sensors/tiles/{TMS}/{{z}}/{{y}}/{{x}}" if data.staff else None)
-    return district_screen(data, tiles)
+    return district_screen(data, tiles), baked[0], baked[1]
 
 
 def _district_document(request: Request, store: Store, role: Role, figure: str) -> dict[str, Any]:
@@ -108,15 +146,28 @@ def _district_document(request: Request, store: Store, role: Role, figure: str) 
     staff = role in STAFF or role is Role.ADMIN
     key = (staff, figure, _root(request), tuple(store.layer_version(layer) for layer in DISTRICT_LAYERS))
     with _lock:
-        cache: dict[Any, dict[str, Any]] = request.app.state.__dict__.setdefault("district_cache", {})
-        document = cache.get(key)
-    if document is None:
-        document = _district_screen(request, store, role, figure).to_dict()
+        cache: dict[Any, tuple[dict[str, Any], str, bytes]] = request.app.state.__dict__.setdefault(
+            "district_cache", {})
+        entry = cache.get(key)
+    if entry is None:
+        screen, digest, image = _district_screen(request, store, role, figure)
+        entry = (screen.to_dict(), digest, image)
         with _lock:
             if len(cache) >= 8:
                 cache.pop(next(iter(cache)))
-            cache[key] = document
-    return document
+            cache[key] = entry
+    return entry[0]
+
+
+def _ground_image(request: Request, digest: str) -> bytes | None:
+    """A baked ground image still held by the caches (its URL names its content: no key needed)."""
+    with _lock:
+        grounds = request.app.state.__dict__.get("district_grounds", {})
+        found = next((image for d, image in grounds.values() if d == digest), None)
+        if found is None:  # a page holding a screen whose ground was since re-baked
+            cache = request.app.state.__dict__.get("district_cache", {})
+            found = next((image for _, d, image in cache.values() if d == digest), None)
+        return found
 
 
 @router.get("/map/district.json", summary="The district screen (deck.gl JSON)")
@@ -129,7 +180,7 @@ def district_json(request: Request, store: StoreDep, role: RoleDep,
     document = _district_document(request, store, role, figure)
     if document["twin"].get("live") is not None:
         document = {**document, "twin": {**document["twin"], "live": {**document["twin"]["live"], "since": since}}}
-    return _json(document)
+    return _json(document, request)
 
 
 @router.get("/map/state", summary="Building states")
@@ -164,6 +215,17 @@ def basemap(request: Request, store: StoreDep) -> Response:
     return Response(png, media_type="image/png", headers=headers)
 
 
+@router.get("/map/ground/{digest}.webp", summary="The district screen's baked ground", response_class=Response,
+            include_in_schema=False)
+def ground(request: Request, digest: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> Response:
+    """Relief, grid choropleth, roads and footprints in one image; its name is its digest, so it never changes."""
+    image = _ground_image(request, digest)
+    if image is None:
+        raise NotFound(f"no ground image {digest!r} (the screen it belonged to has changed: reload it)")
+    return Response(image, media_type=GROUND_MEDIA_TYPE,
+                    headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
 @router.get("/map/buildings/{building_id}", summary="The tower view (HTML)", response_class=Response)
 def tower_page(request: Request, building_id: Annotated[int, Path(ge=1)]) -> Response:
     """One building's fire model in 3D (the page asks for an inspector's or operator's key)."""
@@ -175,7 +237,7 @@ def tower_page(request: Request, building_id: Annotated[int, Path(ge=1)]) -> Res
 def tower_json(request: Request, store: StoreDep, role: RoleDep, building_id: Annotated[int, Path(ge=1)]) -> Response:
     """Floors, refuge floors, facilities and sensors of one building (staff)."""
     require(role, STAFF, "the fire model of a building")
-    return _json(tower_screen(load_tower(store, building_id, basemap=_basemap(request, store))).to_dict())
+    return _json(tower_screen(load_tower(store, building_id, basemap=_basemap(request, store))).to_dict(), request)
 
 
 @router.get("/map/grids/{code}", summary="The grid view (HTML)", response_class=Response)
@@ -188,27 +250,42 @@ def grid_page(request: Request, code: Annotated[str, Path(pattern=r"^[0-9A-Za-z]
 def grid_json(request: Request, store: StoreDep, role: RoleDep,
               code: Annotated[str, Path(pattern=r"^[0-9A-Za-z]{1,32}$")]) -> Response:
     """One grid for the caller's role (sensors and alarms for staff)."""
-    return _json(grid_screen(load_grid(store, code, role=role, basemap=_basemap(request, store))).to_dict())
+    return _json(grid_screen(load_grid(store, code, role=role, basemap=_basemap(request, store))).to_dict(), request)
+
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@functools.cache
+def _gzipped(path: pathlib.Path, _mtime_ns: int) -> bytes:
+    return gzip.compress(path.read_bytes(), compresslevel=9, mtime=0)
+
+
+def _static(request: Request, path: pathlib.Path, cache_control: str) -> Response:
+    """A static file, gzip-compressed once and kept in memory when the client accepts it."""
+    media_type = MEDIA[path.suffix if path.suffix in MEDIA else ""]
+    headers = {"Cache-Control": cache_control, "Vary": "Accept-Encoding", "X-Content-Type-Options": "nosniff"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        body = _gzipped(path, path.stat().st_mtime_ns)
+        return Response(body, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"})
+    return FileResponse(path, media_type=media_type, headers=headers)
 
 
 @router.get("/static/vendor/{path:path}", summary="Vendored browser bundles", response_class=Response,
             include_in_schema=False)
-async def vendor(path: str) -> Response:
+async def vendor(request: Request, path: str) -> Response:
     """A file unpacked by ``scripts/ensure_assets.sh`` (versioned path, cached for good)."""
     files = await run_in_threadpool(vendor_files)
     item = files.get(path)
     if item is None:
         raise NotFound(f"no vendored file {path!r}")
-    suffix = item.path.suffix if item.path.suffix in MEDIA else ""
-    return FileResponse(item.path, media_type=MEDIA[suffix],
-                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    return await run_in_threadpool(_static, request, item.path, IMMUTABLE)
 
 
-@router.get("/static/twin/{name}", summary="The screens' page script and style", response_class=Response,
+@router.get("/static/twin/{name}", summary="The screens' page scripts and style", response_class=Response,
             include_in_schema=False)
-def own_static(name: str) -> Response:
-    """``screen.js`` or ``screen.css``."""
+def own_static(request: Request, name: str, v: str | None = None) -> Response:
+    """A page script or ``screen.css``; cached for good when asked for by its current digest (``?v=``)."""
     if name not in OWN_FILES:
         raise NotFound(f"no static file {name!r}")
-    path = own_file(name)
-    return FileResponse(path, media_type=MEDIA[path.suffix], headers={"Cache-Control": "no-cache"})
+    return _static(request, own_file(name), IMMUTABLE if v == own_digest(name) else "no-cache")

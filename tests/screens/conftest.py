@@ -22,6 +22,7 @@ from api.main import create_app
 from tests.api.conftest import LiveServer
 from twin.auth import create_key
 from twin.settings import Settings
+from twin.store.base import FeatureQuery, Filter, Op
 from twin.store.geopackage import GeoPackageStore
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (see pyproject dev deps)")
@@ -156,3 +157,32 @@ def distinct_colours(pixels: np.ndarray) -> int:
     """Number of distinct RGB colours."""
     flat = pixels.reshape(-1, 3).astype(np.uint32)
     return len(np.unique((flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]))
+
+
+def visible_normal_tower(store: GeoPackageStore, screen: Screen) -> tuple[int, int, float, float]:
+    """A super high-rise in plain view on the screen, in the normal state, with an online smoke detector:
+    ``(building id, sensor id, x, y)`` with (x, y) a pixel where the building is the object drawn on top."""
+    towers = store.query("buildings", FeatureQuery(filters=(Filter("height_m", Op.GT, 100.0),)))
+    smoke = store.query("sensors", FeatureQuery(filters=(Filter("type", Op.EQ, "smoke"),
+                                                         Filter("status", Op.EQ, "online"))))
+    for building_id, row in towers.sort_values("height_m", ascending=False).iterrows():
+        if screen.js("(id) => window.twinScreen.stateOf(id)", int(building_id)) != "normal":
+            continue
+        sensors = smoke[smoke["building_id"] == building_id]
+        if sensors.empty:
+            continue
+        point = row.geometry.representative_point()
+        x, y = screen.js("(p) => window.twinScreen.project(p)", [point.x, point.y, float(row["height_m"]) * 0.5])[:2]
+        if not (260 < x < 900 and 120 < y < 740):
+            continue
+        picked = screen.js("([x, y]) => { const o = window.twinScreen.deck.pickObject({x, y, radius: 0}); "
+                           "return o && o.object ? (o.object.properties || o.object).id : null; }", [x, y])
+        if picked == int(building_id):
+            return int(building_id), int(sensors.index[0]), x, y
+    raise AssertionError("no normal super high-rise in plain view")
+
+
+def orange(pixel: np.ndarray) -> bool:
+    """True for the pre-alarm/fire colours (red well above blue), false for the normal blue-grey."""
+    r, _g, b = (int(v) for v in pixel)
+    return r > b + 60 and r > 120

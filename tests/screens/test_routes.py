@@ -33,11 +33,45 @@ def test_vendored_bundles_are_served_versioned_and_nothing_else(screen_server: S
     bundle = httpx.get(f"{screen_server.url}/static/vendor/deck.gl@9.3.11/dist.min.js")
     assert bundle.status_code == 200 and "immutable" in bundle.headers["cache-control"]
     assert bundle.headers["content-type"].startswith("text/javascript")
+    assert bundle.headers["content-encoding"] == "gzip" and "max-age=31536000" in bundle.headers["cache-control"]
+    plain = httpx.get(f"{screen_server.url}/static/vendor/deck.gl@9.3.11/dist.min.js",
+                      headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == bundle.content
+    assert int(bundle.headers["content-length"]) < len(plain.content) / 2
     worker = httpx.get(f"{screen_server.url}/static/vendor/@loaders.gl/mvt@4.4.3/dist/mvt-worker.js")
     assert worker.status_code == 200
     for path in ("/static/vendor/deck.gl@9.3.11/../../../pyproject.toml", "/static/vendor/manifest.json",
+                 "/static/twin/../bake.py",
                  "/static/twin/../offline.py", "/static/twin/nothing.js"):
         assert httpx.get(screen_server.url + path).status_code == 404, path
+
+
+def test_page_scripts_are_cached_by_digest(screen_server: ScreenServer) -> None:
+    page = httpx.get(f"{screen_server.url}/map").text
+    scripts = re.findall(r'src="(/static/twin/[a-z]+\.js\?v=[0-9a-f]+)"', page)
+    assert [s.split("?")[0].rsplit("/", 1)[1] for s in scripts] == [
+        "core.js", "labels.js", "hit.js", "layers.js", "panels.js", "live.js", "screen.js"]
+    for url in scripts:
+        answer = httpx.get(screen_server.url + url)
+        assert answer.status_code == 200 and "immutable" in answer.headers["cache-control"], url
+    stale = httpx.get(f"{screen_server.url}/static/twin/screen.js?v=0000")
+    assert stale.status_code == 200 and stale.headers["cache-control"] == "no-cache"
+
+
+def test_the_district_ground_is_baked_and_content_addressed(screen_server: ScreenServer) -> None:
+    public = httpx.get(f"{screen_server.url}/map/district.json").json()
+    assert public["twin"]["defer"] == ["buildings"]
+    ground = next(layer for layer in public["deck"]["layers"] if layer["id"] == "basemap")
+    url = ground["image"].strip('"')
+    assert re.fullmatch(r"/map/ground/[0-9a-f]{32}\.webp", url), url
+    image = httpx.get(screen_server.url + url)
+    assert image.headers["content-type"] == "image/webp" and image.content[8:12] == b"WEBP"
+    assert "immutable" in image.headers["cache-control"]
+    hit = public["twin"]["hit"]
+    assert len(hit["grids"]) > 100 and len(hit["roads"]) > 50
+    assert "网格编码" in hit["grids"][0]["tip"] and hit["grids"][0]["href"].startswith("map/grids/")
+    assert httpx.get(f"{screen_server.url}/map/ground/{'0' * 32}.webp").status_code == 404
+    assert httpx.get(f"{screen_server.url}/map/ground/nothex.webp").status_code in (400, 404, 422)
 
 
 def test_the_district_json_follows_the_role(screen_server: ScreenServer) -> None:
@@ -46,7 +80,8 @@ def test_the_district_json_follows_the_role(screen_server: ScreenServer) -> None
                       headers={"X-API-Key": screen_server.keys["inspector"]}).json()
     public_layers = {layer["id"] for layer in public["deck"]["layers"]}
     staff_layers = {layer["id"] for layer in staff["deck"]["layers"]}
-    assert {"basemap", "grids", "roads", "buildings", "high-rises", "towers", "fire-stations"} <= public_layers
+    # grids, communities and roads are baked into the ground image ("basemap"); labels are one text layer
+    assert {"basemap", "buildings", "high-rises", "towers", "fire-stations", "labels"} <= public_layers
     assert "hydrants" not in public_layers and "sensors" not in public_layers and public["twin"]["live"] is None
     assert {"hydrants", "sensors"} <= staff_layers and staff["twin"]["live"]["states"]
     assert isinstance(staff["twin"]["live"]["since"], int)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -23,7 +24,7 @@ def _fire_alarm_building(server: ScreenServer) -> int:
     return int(alarms["building_id"].iloc[0])
 
 
-def _drawn(pixels) -> None:  # type: ignore[no-untyped-def]
+def _drawn(pixels: np.ndarray) -> None:
     area = pixels[80:760, 180:920]
     assert blank_share(area) < 0.5 and distinct_colours(area) > 300
 
@@ -62,6 +63,43 @@ def test_tower_view_stacks_floors_and_a_click_lists_a_floor(screen_server: Scree
     screen.screenshot("tower-floor-clicked")
 
 
+def test_tower_view_lists_floors_with_refuge_floors_marked(screen_server: ScreenServer,
+                                                           open_screen: Callable[[str], Screen]) -> None:
+    building = _fire_alarm_building(screen_server)
+    levels = screen_server.store.query("levels", FeatureQuery(filters=(Filter("building_id", Op.EQ, building),)))
+    screen = open_screen(f"{screen_server.url}/map/buildings/{building}#key={screen_server.keys['inspector']}")
+    screen.wait_ready()
+    items = screen.js("[...document.querySelectorAll('#floors li')].map((li) => "
+                      "({level: Number(li.dataset.level), text: li.textContent, "
+                      "refuge: li.classList.contains('refuge')}))")
+    assert len(items) == len(levels)
+    by_elevation = levels.sort_values("elevation_m", ascending=False)
+    assert [i["level"] for i in items] == [int(i) for i in by_elevation.index]  # top floor first
+    refuge = {int(i) for i in levels.index[levels["is_refuge"].fillna(False).astype(bool)]}
+    assert refuge and {i["level"] for i in items if i["refuge"]} == refuge
+    assert all("避难层" in i["text"] for i in items if i["refuge"])
+    assert all("设施" in i["text"] and "设备" in i["text"] for i in items)
+    # a floor with an alarm is marked, and clicking it lists its facilities and sensors with their status
+    alarms = screen_server.store.query("alarms", FeatureQuery(filters=(Filter("building_id", Op.EQ, building),
+                                                                       Filter("status", Op.EQ, "open"))))
+    level_id = int(alarms["level_id"].dropna().iloc[0])
+    name = str(levels.loc[level_id, "name"])
+    item = screen.page.locator(f"#floors li[data-level='{level_id}']")
+    assert "火警" in item.text_content() or "预警" in item.text_content()
+    item.click()
+    screen.wait_for(f"document.querySelector('#panel h2').textContent.startsWith('{name} ')", 10, "the floor's panel")
+    panel = screen.js("document.getElementById('panel').textContent")
+    assert "消防设施" in panel and "物联设备" in panel and ("在线" in panel or "离线" in panel or "报警" in panel)
+    assert "火警" in panel or "预警" in panel
+    refuge_name = str(levels.loc[min(refuge), "name"])
+    screen.page.locator(f"#floors li[data-level='{min(refuge)}']").click()
+    screen.wait_for(f"document.querySelector('#panel h2').textContent.startsWith('{refuge_name} ')", 10,
+                    "the refuge floor's panel")
+    assert "避难层" in screen.js("document.getElementById('panel').textContent")
+    screen.screenshot("tower-floor-list")
+    screen.assert_clean()
+
+
 def _clickable(screen: Screen, level: Any, level_id: int) -> tuple[float, float] | None:
     """A pixel where the floor's slab is the object drawn on top (points can hide parts of it)."""
     ring = list(level.geometry.exterior.coords)[:-1]
@@ -72,7 +110,9 @@ def _clickable(screen: Screen, level: Any, level_id: int) -> tuple[float, float]
             lon, lat = x0 + (cx - x0) * share, y0 + (cy - y0) * share
             x, y = screen.js("(p) => window.twinScreen.project(p)", [lon, lat, top])[:2]
             picked = screen.js("([x, y]) => { const o = window.twinScreen.deck.pickObject({x, y, radius: 0}); "
-                               "return o && o.object ? [o.layer.id, o.object.id] : null; }", [x, y])
+                               "const top = document.elementFromPoint(x, y); "  # not under the side panel
+                               "return top && top.tagName === 'CANVAS' && o && o.object ? [o.layer.id, o.object.id] "
+                               ": null; }", [x, y])
             if picked == ["levels", level_id]:
                 return x, y
     return None

@@ -69,6 +69,13 @@ def shaded_rgba(elevation: npt.NDArray[np.floating], cell_x: float, cell_y: floa
 
 def hillshade_png(dem_path: str | Path, *, max_size: int = MAX_SIZE) -> tuple[bytes, tuple[float, float, float, float]]:
     """The DEM as a shaded-relief PNG in Web Mercator, at most ``max_size`` pixels a side, and its lon/lat bounds."""
+    rgba, bounds = hillshade_rgba(dem_path, max_size=max_size)
+    return encode_png(rgba), bounds
+
+
+def hillshade_rgba(dem_path: str | Path, *,
+                   max_size: int = MAX_SIZE) -> tuple[npt.NDArray[np.uint8], tuple[float, float, float, float]]:
+    """The DEM's shaded relief as an RGBA array in Web Mercator (north up) and its lon/lat bounds."""
     with rasterio.open(dem_path) as source:
         with warnings.catch_warnings():  # rasterio's own Affine arithmetic warns on recent affine releases
             warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -86,8 +93,7 @@ def hillshade_png(dem_path: str | Path, *, max_size: int = MAX_SIZE) -> tuple[by
     # Web Mercator metres are stretched by 1/cos(latitude); shade with ground distances
     mid_lat = np.radians((lonlat[1] + lonlat[3]) / 2)
     cell = abs(transform.a) * float(np.cos(mid_lat))
-    png = encode_png(shaded_rgba(target, cell, cell))
-    return png, (float(lonlat[0]), float(lonlat[1]), float(lonlat[2]), float(lonlat[3]))
+    return shaded_rgba(target, cell, cell), (float(lonlat[0]), float(lonlat[1]), float(lonlat[2]), float(lonlat[3]))
 
 
 def data_uri(png: bytes) -> str:

@@ -6,6 +6,12 @@ chosen figure, roads, fire stations, outdoor hydrants and sensors, over a shaded
 :func:`load_district` reads what a role may see from a store; :func:`district_screen` is a pure function of that data.
 Buildings and sensors come inline (notebooks, standalone files) or, given a :class:`TileSource`, as vector tiles from
 the service (``MVTLayer``), which the page recolours live from the alarm stream.
+
+The service also bakes what lies flat on the ground (relief, grid choropleth, community lines, roads, footprints)
+into one image (:mod:`twin.render.ground`, :mod:`twin.render.bake`): with ``DistrictData.ground`` set, the first
+frame draws that image instead of five vector layers, low buildings in a non-normal state are drawn over it in their
+state colour (``alarmed``; the image does not change with every alarm), the grids and roads stay hoverable through
+``Screen.hit`` (tested on the page, not drawn), and the building tiles are added once the first frame is up.
 """
 
 from __future__ import annotations
@@ -21,6 +27,15 @@ from layers import STAFF, Role
 from twin.inspection import grid_summary
 from twin.render import colors as c
 from twin.render.basemap import BASEMAP_TEXTURE, Basemap
+from twin.render.ground import (
+    FIGURES,
+    ROAD_COLOR,
+    grid_fills,
+    grid_tip,
+    hit_features,
+    road_tip,
+    road_width,
+)
 from twin.render.screen import (
     ON_TOP,
     Screen,
@@ -46,16 +61,6 @@ SUPER_HIGH_RISE_M = 100.0
 #: SwiftShader) pays for every vertex: 7,000 extruded footprints cost it about a second per frame.
 HIGH_RISE_M = 50.0
 EXTRUDE_ALL_FROM_ZOOM = 15.5
-#: Grid figures: id → (Chinese name, needs a staff role).
-FIGURES: dict[str, tuple[str, bool]] = {
-    "population": ("人口", False),
-    "households": ("户数", False),
-    "buildings": ("建筑数", False),
-    "super_high_rises": ("超高层建筑数", False),
-    "faulty_facilities": ("故障消防设施数", True),
-    "offline_sensors": ("离线物联设备数", True),
-    "open_alarms": ("未处置告警数", True),
-}
 BUILDING_COLUMNS = ("code", "name", "address", "use", "height_m", "floors_above", "grid_code")
 
 
@@ -87,6 +92,12 @@ class DistrictData:
     basemap: Basemap | None = None
     since: int | None = None
     links: dict[str, str] = field(default_factory=dict)
+    #: Every footprint (``height_m`` only), for the baked ground.
+    footprints: gpd.GeoDataFrame | None = None
+    #: Buildings up to :data:`HIGH_RISE_M` in a non-normal state, drawn over the baked ground (staff).
+    flagged: gpd.GeoDataFrame | None = None
+    #: The baked ground image (:func:`ground_layers` drawn over the relief); replaces the flat vector layers.
+    ground: Basemap | None = None
 
 
 def figure_choices(staff: bool) -> list[list[str]]:
@@ -130,8 +141,12 @@ def open_alarm_list(store: Store, alarms: pd.DataFrame, limit: int = 50) -> list
 
 
 def load_district(store: Store, *, role: Role = Role.ADMIN, figure: str = "population", inline: bool = True,
-                  board: StateBoard | None = None, basemap: Basemap | None = None) -> DistrictData:
-    """Read the district screen's data that ``role`` may see (``inline`` also loads every building and sensor)."""
+                  board: StateBoard | None = None, basemap: Basemap | None = None,
+                  footprints: bool = False) -> DistrictData:
+    """Read the district screen's data that ``role`` may see.
+
+    ``inline`` also loads every building and sensor, ``footprints`` every building's outline for the baked ground.
+    """
     staff = role in STAFF or role is Role.ADMIN
     if figure not in FIGURES or (FIGURES[figure][1] and not staff):
         figure = "population"
@@ -146,9 +161,15 @@ def load_district(store: Store, *, role: Role = Role.ADMIN, figure: str = "popul
         data.buildings = store.query("buildings")
     else:
         data.high_rises = store.query("buildings", FeatureQuery(filters=(Filter("height_m", Op.GT, HIGH_RISE_M),)))
+    if footprints:
+        data.footprints = store.query("buildings", FeatureQuery(properties=("height_m",)))
     if staff:
         board = board or StateBoard(store)
         data.states = board.states()
+        if footprints and data.high_rises is not None:
+            low = [int(i) for i in data.states.index if int(i) not in data.high_rises.index]
+            data.flagged = store.query("buildings", FeatureQuery(filters=(Filter("id", Op.IN, low),))) if low \
+                else data.high_rises.iloc[:0]
         data.alarms = open_alarm_list(store, board.open_alarms())
         data.hydrants = store.query("fire_facilities", FeatureQuery(
             filters=(Filter("type", Op.EQ, "outdoor_hydrant"),), properties=("code", "status", "building_id")))
@@ -169,14 +190,15 @@ _BUILDING_LOOK: dict[str, Any] = {
     "highlight_color": [255, 255, 255, 90], "material": {"ambient": 0.45, "diffuse": 0.6, "shininess": 24}}
 
 
-def _inline_buildings(layer_id: str, frame: gpd.GeoDataFrame, states: pd.Series) -> pdk.Layer:
+def _inline_buildings(layer_id: str, frame: gpd.GeoDataFrame, states: pd.Series, *,
+                      extruded: bool = True) -> pdk.Layer:
     def extra(row: Any) -> dict[str, Any]:
         state = states.get(int(row.name), "normal")
         return {"state": state, "fill": color(c.state_color(state))}
 
     collection = feature_collection(frame, ("name", "height_m"), extra=extra,
                                     tip=lambda row: _building_tip(row, states.get(int(row.name), "normal")))
-    return pdk.Layer("GeoJsonLayer", id=layer_id, data=collection, extruded=True,
+    return pdk.Layer("GeoJsonLayer", id=layer_id, data=collection, extruded=extruded,
                      get_elevation="properties.height_m", get_fill_color="properties.fill", **_BUILDING_LOOK)
 
 
@@ -190,62 +212,58 @@ def _buildings_layers(data: DistrictData, tiles: TileSource | None) -> list[pdk.
     layers = [mvt_layer("buildings", tiles.buildings, min_zoom=12, max_zoom=16, zoom_offset=-1, extruded=False,
                         get_elevation="properties.height_m", get_fill_color=color(c.STATE_COLORS["normal"]),
                         **_BUILDING_LOOK)]
+    if data.flagged is not None and len(data.flagged):
+        layers.append(_inline_buildings("alarmed", data.flagged, data.states, extruded=False))
     if data.high_rises is not None:
         layers.append(_inline_buildings("high-rises", data.high_rises, data.states))
     return layers
 
 
 def _grid_layers(data: DistrictData) -> list[pdk.Layer]:
-    name, _ = FIGURES[data.figure]
-    values = data.grids[data.figure].astype(float) if data.figure in data.grids else pd.Series(dtype=float)
-    cuts = c.breaks(values.to_numpy())
-    fills = c.ramp_colors(values.to_numpy(), cuts)
-
-    def tip(row: Any) -> str:
-        return lines(text(row.get("name")), f"网格编码 {text(row.get('code'))}", f"网格员 {text(row.get('officer'))}",
-                     f"{name} {number(row.get(data.figure))}")
-
-    grids = feature_collection(data.grids, ("code", "name"), tip=tip, simplify_m=1.5,
+    fills = grid_fills(data)
+    grids = feature_collection(data.grids, ("code", "name"), tip=lambda row: grid_tip(data, row), simplify_m=1.5,
                                extra=lambda row: {"fill": color(fills[data.grids.index.get_loc(row.name)]),
                                                   "figure": number(row.get(data.figure))})
     communities = feature_collection(data.communities, ("code", "name"), simplify_m=1.5)
-    labels = [{"position": [round(p.x, 6), round(p.y, 6)], "label": str(n)} for p, n in
-              zip(data.communities.geometry.representative_point(), data.communities["name"], strict=True)]
     return [
         pdk.Layer("GeoJsonLayer", id="grids", data=grids, filled=True, stroked=True, get_fill_color="properties.fill",
                   get_line_color=color(c.GRID_LINE), line_width_min_pixels=0.6, pickable=True,
                   parameters={"depthWriteEnabled": False}),
         pdk.Layer("GeoJsonLayer", id="communities", data=communities, filled=False, stroked=True,
                   get_line_color=color(c.COMMUNITY_LINE), line_width_min_pixels=1.6, pickable=False),
-        text_layer("community-labels", labels, size=15, get_color=[190, 220, 255, 255]),
     ]
 
 
 def _road_layers(data: DistrictData) -> list[pdk.Layer]:
-    widths = {"expressway": 30.0, "arterial": 22.0, "secondary": 14.0, "local": 8.0}
-    roads = feature_collection(
-        data.roads, ("name", "road_class"),
-        tip=lambda row: lines(text(row.get("name")), c.ROAD_CLASS_LABELS.get(str(row.get("road_class")), ""),
-                              f"路宽 {number(row.get('width_m'))} 米 · {number(row.get('lanes'))} 车道"),
-        extra=lambda row: {"width": float(row.get("width_m") or widths.get(str(row.get("road_class")), 8.0))},
-        simplify_m=1.0)
+    roads = feature_collection(data.roads, ("name", "road_class"), tip=road_tip,
+                               extra=lambda row: {"width": road_width(row)}, simplify_m=1.0)
+    return [pdk.Layer("GeoJsonLayer", id="roads", data=roads, filled=False, stroked=True,
+                      get_line_color=list(ROAD_COLOR), get_line_width="properties.width", line_width_units='"meters"',
+                      line_width_min_pixels=1, pickable=True)]
+
+
+def _label_records(data: DistrictData, towers: list[dict[str, Any]],
+                   stations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every Chinese label of the district screen, for one text layer: community, road, station and tower names."""
+    out = [{"position": [round(p.x, 6), round(p.y, 6)], "label": str(n), "size": 15, "color": [190, 220, 255, 255],
+            "offset": [0, 0]}
+           for p, n in zip(data.communities.geometry.representative_point(), data.communities["name"], strict=True)]
     major = data.roads[data.roads["road_class"].isin(["expressway", "arterial"])]
-    labels = []
     for name, group in major.groupby("name"):
         line = group.geometry.union_all()
         point = line.interpolate(0.5, normalized=True) if hasattr(line, "interpolate") else line.centroid
-        labels.append({"position": [round(point.x, 6), round(point.y, 6)], "label": str(name)})
-    return [
-        pdk.Layer("GeoJsonLayer", id="roads", data=roads, filled=False, stroked=True,
-                  get_line_color=[205, 215, 230, 200], get_line_width="properties.width", line_width_units='"meters"',
-                  line_width_min_pixels=1, pickable=True),
-        text_layer("road-labels", labels, size=12, get_color=[225, 232, 245, 255]),
-    ]
+        out.append({"position": [round(point.x, 6), round(point.y, 6)], "label": str(name), "size": 12,
+                    "color": [225, 232, 245, 255], "offset": [0, 0]})
+    out += [{"position": s["position"], "label": s["label"], "size": 13, "color": [255, 205, 205, 255],
+             "offset": [0, -18]} for s in stations]
+    out += [{"position": t["position"], "label": t["label"], "size": 12, "color": [170, 245, 255, 255],
+             "offset": [0, -16]} for t in towers[:40]]
+    return out
 
 
-def _tower_layers(data: DistrictData, linked: bool) -> list[pdk.Layer]:
+def _tower_records(data: DistrictData, linked: bool) -> list[dict[str, Any]]:
     towers = data.towers
-    records = point_records(
+    return point_records(
         towers.set_geometry(towers.geometry.representative_point()), ("name", "height_m"),
         z=(towers["height_m"].astype(float) + 4).tolist(),
         tip=lambda row: lines(text(row.get("name")), f"超高层建筑 · {number(row.get('height_m'))} 米",
@@ -253,28 +271,28 @@ def _tower_layers(data: DistrictData, linked: bool) -> list[pdk.Layer]:
                               text(row.get("address"), ""), "点击查看楼宇消防三维模型" if linked else ""),
         extra=lambda row: {"label": text(row.get("name"), ""),
                            **({"href": f"map/buildings/{int(row.name)}"} if linked else {})})
-    return [
-        pdk.Layer("ScatterplotLayer", id="towers", data=records, get_position="position", get_radius=7,
-                  radius_units='"pixels"', stroked=True, filled=True, get_fill_color=[0, 229, 255, 70],
-                  get_line_color=color(c.TOWER_MARK), line_width_min_pixels=2, billboard=True, pickable=True,
-                  parameters=ON_TOP),
-        text_layer("tower-labels", records[:40], size=12, get_pixel_offset=[0, -16],
-                   get_color=[170, 245, 255, 255]),
-    ]
 
 
-def _point_layers(data: DistrictData, tiles: TileSource | None) -> list[pdk.Layer]:
-    stations = point_records(
+def _station_records(data: DistrictData) -> list[dict[str, Any]]:
+    return point_records(
         data.fire_stations, ("name",),
         tip=lambda row: lines(text(row.get("name")), f"消防站 · 消防车辆 {number(row.get('engines'))} 辆",
                               text(row.get("address"), "")),
         extra=lambda row: {"label": text(row.get("name"), "")})
+
+
+def _tower_layer(records: list[dict[str, Any]]) -> pdk.Layer:
+    return pdk.Layer("ScatterplotLayer", id="towers", data=records, get_position="position", get_radius=7,
+                     radius_units='"pixels"', stroked=True, filled=True, get_fill_color=[0, 229, 255, 70],
+                     get_line_color=color(c.TOWER_MARK), line_width_min_pixels=2, billboard=True, pickable=True,
+                     parameters=ON_TOP)
+
+
+def _point_layers(data: DistrictData, tiles: TileSource | None, stations: list[dict[str, Any]]) -> list[pdk.Layer]:
     out = [
         pdk.Layer("ScatterplotLayer", id="fire-stations", data=stations, get_position="position", get_radius=9,
                   radius_units='"pixels"', get_fill_color=color(c.STATION_COLOR), get_line_color=[255, 255, 255, 255],
                   stroked=True, line_width_min_pixels=2, billboard=True, pickable=True, parameters=ON_TOP),
-        text_layer("fire-station-labels", stations, size=13, get_pixel_offset=[0, -18],
-                   get_color=[255, 205, 205, 255]),
     ]
     if data.hydrants is not None:
         hydrants = point_records(
@@ -316,34 +334,49 @@ def _legend(data: DistrictData) -> list[dict[str, Any]]:
 
 
 def district_screen(data: DistrictData, tiles: TileSource | None = None) -> Screen:
-    """The district screen for ``data``; with ``tiles``, buildings and sensors come from the service's tiles."""
+    """The district screen for ``data``; with ``tiles``, buildings and sensors come from the service's tiles.
+
+    With ``data.ground`` (the baked ground image) the flat layers are not sent as vectors: the image shows them,
+    ``Screen.hit`` keeps the grids and roads hoverable, and the building tiles are deferred past the first frame.
+    """
     layers: list[pdk.Layer] = []
-    if data.basemap is not None:
-        layers.append(pdk.Layer("BitmapLayer", id="basemap", image=f'"{data.basemap.image}"',
-                                bounds=list(data.basemap.bounds), texture_parameters=BASEMAP_TEXTURE, opacity=1.0,
-                                pickable=False))
-    layers += _grid_layers(data) + _road_layers(data)
+    ground = data.ground or data.basemap
+    if ground is not None:
+        layers.append(pdk.Layer("BitmapLayer", id="basemap", image=f'"{ground.image}"', bounds=list(ground.bounds),
+                                texture_parameters=BASEMAP_TEXTURE, opacity=1.0, pickable=False))
+    if data.ground is None:
+        layers += _grid_layers(data) + _road_layers(data)
     layers += _buildings_layers(data, tiles)
-    layers += _point_layers(data, tiles) + _tower_layers(data, linked=tiles is not None)
+    towers, stations = _tower_records(data, linked=tiles is not None), _station_records(data)
+    layers += [*_point_layers(data, tiles, stations), _tower_layer(towers)]
+    # one text layer for every label: one font atlas and one pipeline to build before the first frame
+    layers.append(text_layer("labels", _label_records(data, towers, stations), size="size", get_color="color",
+                             get_pixel_offset="offset"))
     bounds = data.grids.total_bounds if len(data.grids) else data.towers.total_bounds
     center = ((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
     view = map_view(center[0], center[1] - (bounds[3] - bounds[1]) * 0.08, fit_zoom(bounds) + 0.35, pitch=50,
                     bearing=-12)
+    count = data.buildings if data.buildings is not None else data.footprints
     screen = Screen(
         deck=deck(layers, view, "深圳北站国际商务区 · 指挥中心"),
         title="深圳北站国际商务区数字孪生 · 消防安全一张图",
-        subtitle=f"建筑 {number(len(data.buildings)) if data.buildings is not None else '7,000+'} 栋 · "
+        subtitle=f"建筑 {number(len(count)) if count is not None else '7,000+'} 栋 · "
                  f"超高层 {len(data.towers)} 栋 · 网格 {len(data.grids)} 个",
         legend=_legend(data),
         tooltips={"buildings": "{name}\n编码 {code}\n高度 {height_m} 米 · 地上 {floors_above} 层\n{address}\n"
                                "状态 {_state}",
                   "sensors": "物联设备 {code}\n类型 {type}\n状态 {status}"},
         controls={"figure": {"current": data.figure, "choices": figure_choices(data.staff)}},
-        lod={"zoom": EXTRUDE_ALL_FROM_ZOOM, "flat": "buildings", "detail": "high-rises", "near": ["sensors"]},
+        lod={"zoom": EXTRUDE_ALL_FROM_ZOOM, "flat": "buildings", "detail": ["high-rises", "alarmed"],
+             "near": ["sensors"]},
         alarms=data.alarms,
     )
+    if data.ground is not None:
+        screen.hit = hit_features(data)
+        screen.defer = ["buildings"] if tiles is not None else []
     if data.staff:
-        screen.live = {"layers": ["buildings", "high-rises"], "states": {str(k): v for k, v in data.states.items()},
+        screen.live = {"layers": ["buildings", "alarmed", "high-rises"],
+                       "states": {str(k): v for k, v in data.states.items()},
                        "colors": {s: color(c.state_color(s)) for s in c.STATES},
                        "labels": c.STATE_LABELS, "severity": c.SEVERITY_STATE, "since": data.since,
                        "names": {str(int(i)): text(n, "") for i, n in data.towers["name"].items()}}

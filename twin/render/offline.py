@@ -12,6 +12,7 @@ package:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -25,8 +26,10 @@ from twin.errors import Unavailable
 from twin.render.screen import Screen
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-#: The page script and style of this package, served at ``{root}/static/twin/{name}``.
-OWN_FILES = ("screen.js", "screen.css")
+#: The page scripts of this package in load order (one concern each; ``screen.js`` last), served at
+#: ``{root}/static/twin/{name}?v={digest}``.
+OWN_SCRIPTS = ("core.js", "labels.js", "hit.js", "layers.js", "panels.js", "live.js", "screen.js")
+OWN_FILES = (*OWN_SCRIPTS, "screen.css")
 #: Browser bundles, in load order: (npm package, file).
 VENDOR_SCRIPTS = (("deck.gl", "dist.min.js"), ("@deck.gl/json", "dist.min.js"))
 #: Web workers the page hands to loaders.gl (else it would fetch them from a CDN): loader id → (package, file).
@@ -117,6 +120,17 @@ def own_file(name: str) -> Path:
     return STATIC_DIR / name
 
 
+def own_digest(name: str) -> str:
+    """A short digest of one of the package's files (its URLs carry it, so they can be cached for good)."""
+    path = own_file(name)
+    return _digest(path, path.stat().st_mtime_ns)
+
+
+@cache
+def _digest(path: Path, _mtime: int) -> str:
+    return hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest()
+
+
 def _inline_js(source: str) -> str:
     return source.replace("</script", "<\\/script").replace("<!--", "<\\!--")
 
@@ -139,7 +153,8 @@ _PAGE = """<!doctype html>
 <div id="map"></div>
 <header id="bar"><div id="heading"><h1 id="title">{title}</h1><div id="subtitle">{subtitle}</div></div>
 <nav id="links"></nav><div id="clock"></div><div id="auth"></div></header>
-<aside id="side"><section id="panel"></section><section id="alarms"></section></aside>
+<aside id="side"><section id="panel"></section><section id="floors"></section><section id="alarms"></section>
+</aside>
 <div id="legend"></div>
 <div id="status" role="status"></div>
 <script id="twin-boot" type="application/json">{boot}</script>
@@ -156,19 +171,20 @@ def page_html(*, title: str, screen_url: str, root: str = "", subtitle: str = ""
     The script fetches ``screen_url`` (sending the API key it holds) and draws it; ``live`` follows the alarm stream.
     """
     base = root.rstrip("/")
-    # the page script first: it requests the screen JSON while the bundles download, and draws once they ran
-    tags = [f'<script src="{escape(base)}/static/twin/screen.js"></script>']
+    # the page scripts first: they request the screen JSON while the bundles download, and draw once those ran
+    tags = [f'<script src="{escape(base)}/static/twin/{name}?v={own_digest(name)}"></script>' for name in OWN_SCRIPTS]
     tags += [f'<script src="{escape(base)}/static/vendor/{escape(f.url_path)}"></script>' for f in scripts()]
     worker_urls = {loader: f"{base}/static/vendor/{f.url_path}" for loader, f in workers().items()}
     boot = {"root": base, "screenUrl": screen_url, "live": live, "kind": kind, "workers": worker_urls}
     return _PAGE.format(csp="", title=escape(title), subtitle=escape(subtitle), body_class=escape(kind),
-                        style=f'<link rel="stylesheet" href="{escape(base)}/static/twin/screen.css">',
+                        style=f'<link rel="stylesheet" href="{escape(base)}/static/twin/screen.css'
+                              f'?v={own_digest("screen.css")}">',
                         boot=_json_block(boot), scripts="\n".join(tags))
 
 
 def standalone_html(screen: Screen, *, kind: str = "standalone") -> str:
     """One self-contained HTML file of ``screen``: bundles, script, style and data inline; no request allowed."""
-    bundles = [own_file("screen.js").read_text(encoding="utf-8")]
+    bundles = [own_file(name).read_text(encoding="utf-8") for name in OWN_SCRIPTS]
     bundles += [f.path.read_text(encoding="utf-8") for f in scripts()]
     tags = "\n".join(f"<script>{_inline_js(source)}</script>" for source in bundles)
     boot = {"root": None, "screen": screen.to_dict(), "live": False, "kind": kind}

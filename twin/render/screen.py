@@ -53,8 +53,14 @@ class Screen:
     panel: dict[str, Any] | None = None
     alarms: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, str]] = field(default_factory=list)
-    #: Level of detail: below ``zoom`` the ``flat`` layer is not extruded and the ``detail`` layer is shown.
+    #: Level of detail: below ``zoom`` the ``flat`` layer is not extruded and the ``detail`` layers are shown.
     lod: dict[str, Any] | None = None
+    #: Features drawn in a baked image that the page tests the pointer against (``{"grids": …, "roads": …}``).
+    hit: dict[str, Any] | None = None
+    #: Layers the page adds only once the first frame with all the others is drawn.
+    defer: list[str] = field(default_factory=list)
+    #: The tower view's floor list, top first: ``{"id", "name", "refuge", "state", "summary", "panel"}``.
+    floors: list[dict[str, Any]] = field(default_factory=list)
 
     def deck_json(self) -> dict[str, Any]:
         """The deck as the JSON document ``@deck.gl/json`` converts."""
@@ -66,7 +72,8 @@ class Screen:
         """The page furniture as JSON."""
         return {"title": self.title, "subtitle": self.subtitle, "legend": self.legend, "tooltips": self.tooltips,
                 "live": self.live, "controls": self.controls, "panel": self.panel, "alarms": self.alarms,
-                "links": self.links, "lod": self.lod}
+                "links": self.links, "lod": self.lod, "hit": self.hit, "defer": self.defer,
+                "floors": self.floors}
 
     def to_dict(self) -> dict[str, Any]:
         """``{"deck": …, "twin": …}``: what the page script renders."""
@@ -203,7 +210,7 @@ def legend(title: str, items: Iterable[tuple[RGBA, str]]) -> dict[str, Any]:
     return {"title": title, "items": [{"color": css(c), "label": label} for c, label in items]}
 
 
-def text_layer(layer_id: str, records: list[dict[str, Any]], *, size: float = 13, **kwargs: Any) -> pdk.Layer:
+def text_layer(layer_id: str, records: list[dict[str, Any]], *, size: float | str = 13, **kwargs: Any) -> pdk.Layer:
     """Chinese labels (``label`` at ``position``), drawn from the system CJK font, outlined for legibility."""
     props: dict[str, Any] = {
         "get_position": "position", "get_text": "label", "get_size": size, "size_units": '"pixels"',

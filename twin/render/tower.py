@@ -138,6 +138,20 @@ def level_panel(level: pd.Series, facilities: pd.DataFrame, sensors: pd.DataFram
     return {"title": title, "lines": out}
 
 
+def _floor_summary(facilities: pd.DataFrame, sensors: pd.DataFrame) -> str:
+    faults = int((facilities["status"] != "normal").sum()) if len(facilities) else 0
+    offline = int((sensors["status"] != "online").sum()) if len(sensors) else 0
+    return (f"设施 {len(facilities)}" + (f"（异常 {faults}）" if faults else "")
+            + f" · 设备 {len(sensors)}" + (f"（异常 {offline}）" if offline else ""))
+
+
+def floor_list(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The floors as the page lists them, top first: name, refuge, alarm state, a summary and the floor's panel."""
+    keys = ("id", "name", "refuge", "state", "summary", "panel")
+    ordered = sorted(records, key=lambda r: r["polygon"][0][2] if r["polygon"] else 0.0, reverse=True)
+    return [{k: r[k] for k in keys} for r in ordered]
+
+
 def _level_state(alarms: pd.DataFrame) -> str:
     return c.worst_state(c.SEVERITY_STATE.get(str(s), "normal") for s in alarms["severity"]) if len(alarms) else ""
 
@@ -154,8 +168,8 @@ def _levels_layer(data: TowerData, levels: gpd.GeoDataFrame) -> tuple[pdk.Layer,
     records = []
     for level_id, level in levels.iterrows():
         alarms = part("a", data.alarms, int(level_id))
-        panel = level_panel(level, part("f", data.facilities, int(level_id)),
-                            part("s", data.sensors, int(level_id)), alarms, codes)
+        facilities, sensors = part("f", data.facilities, int(level_id)), part("s", data.sensors, int(level_id))
+        panel = level_panel(level, facilities, sensors, alarms, codes)
         state = _level_state(alarms)
         refuge = bool(level.get("is_refuge"))
         fill = c.state_color(state) if state and state != "normal" else c.REFUGE_COLOR if refuge else c.SLAB_COLOR
@@ -163,6 +177,8 @@ def _levels_layer(data: TowerData, levels: gpd.GeoDataFrame) -> tuple[pdk.Layer,
         records.append({"id": int(level_id), "polygon": _slab(level.geometry, float(level["elevation_m"])),
                         "thickness": round(height if refuge or state else max(0.8, height * 0.3), 2),
                         "fill": color(fill), "name": text(level.get("name")), "refuge": refuge,
+                        "state": state if state and state != "normal" else "",
+                        "summary": _floor_summary(facilities, sensors),
                         "tip": lines(panel["title"], *panel["lines"][:3], "点击查看本层详情"), "panel": panel})
     layer = pdk.Layer("PolygonLayer", id="levels", data=records, get_polygon="polygon", extruded=True,
                       get_elevation="thickness", get_fill_color="fill", get_line_color=[200, 230, 255, 120],
@@ -258,14 +274,14 @@ def _summary(data: TowerData, levels: gpd.GeoDataFrame, estimated: bool) -> dict
         "楼层模型未建立：按层数估算" if estimated else f"避难层 {'、'.join(refuge) if refuge else '无'}",
         f"消防设施 {len(data.facilities)} 个 · 故障 {faults}",
         f"物联设备 {len(data.sensors)} 个 · 离线 {offline}",
-        f"未处置告警 {len(data.alarms)} 条", "点击楼层查看本层设施与设备"]}
+        f"未处置告警 {len(data.alarms)} 条", "点击楼层（三维模型或楼层列表）查看本层设施与设备"]}
 
 
 def tower_screen(data: TowerData) -> Screen:
     """The 3D tower view of ``data``."""
     estimated = data.levels.empty
     levels = estimated_levels(data.building, data.building_id) if estimated else data.levels
-    level_layer, _ = _levels_layer(data, levels)
+    level_layer, records = _levels_layer(data, levels)
     names = {int(i): str(n) for i, n in levels["name"].items()}
     layers: list[pdk.Layer] = []
     if data.basemap is not None:
@@ -291,6 +307,7 @@ def tower_screen(data: TowerData) -> Screen:
                 legend("设施与设备状态", [(c.device_color(s), c.DEVICE_LABELS[s])
                                           for s in ("normal", "online", "fault", "disabled", "offline", "alarm")])],
         panel=_summary(data, levels, estimated),
+        floors=floor_list(records),
         links=[{"href": "", "label": "← 全区态势"}]
         + ([{"href": f"map/grids/{grid_code}", "label": "所在网格"}] if grid_code else []),
     )
