@@ -214,6 +214,15 @@ def as_feature_id(value: Any) -> int:
     return int(value)
 
 
+def count_cap(cap: Any) -> int | None:
+    """Check :meth:`Store.count`'s ``cap``: ``None`` or a positive integer."""
+    if cap is None:
+        return None
+    if isinstance(cap, bool) or not isinstance(cap, int | np.integer) or cap < 1:
+        raise InvalidQuery(f"a count cap must be a positive integer, got {cap!r}")
+    return int(cap)
+
+
 def nearest_count(point: Point, k: Any) -> int:
     """Check :meth:`Store.nearest`'s arguments; returns ``k`` as ``int``."""
     if not isinstance(point, Point) or point.is_empty:
@@ -286,8 +295,12 @@ class Store(ABC):
     layers: tuple[Layer, ...] = LAYERS
 
     @abstractmethod
-    def count(self, layer_id: str, query: FeatureQuery | None = None) -> int:
-        """Number of features matching ``query`` (its limit and offset are ignored)."""
+    def count(self, layer_id: str, query: FeatureQuery | None = None, *, cap: int | None = None) -> int:
+        """Number of features matching ``query`` (its limit and offset are ignored).
+
+        With ``cap``, counting stops there: the answer is ``min(matches, cap)``, at the cost of reading at most
+        ``cap`` rows — how a caller asks "exactly, if there are no more than this many".
+        """
 
     @abstractmethod
     def query(self, layer_id: str, query: FeatureQuery | None = None) -> gpd.GeoDataFrame | pd.DataFrame:

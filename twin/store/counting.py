@@ -4,8 +4,11 @@ The rules, in order (``returned`` is the size of the page just read):
 
 1. A page shorter than its limit ends the result, so ``offset + returned`` is exact and nothing is counted.
 2. A query without any filter matches the whole layer: its row count, cached per layer version.
-3. On a layer of at most ``threshold`` rows the store counts the query exactly.
-4. Otherwise the query is counted on a simple random sample of the id space — ``SAMPLE_ROWS`` distinct ids drawn
+3. Otherwise the store counts the query exactly but stops at ``threshold + 1`` matches (a capped count reads at
+   most that many rows), so any query matching up to ``threshold`` features gets its exact count, however big the
+   layer — a bbox page of a few thousand buildings out of a million costs milliseconds.
+4. Only a query matching more than ``threshold`` features on a layer bigger than that is counted on a simple
+   random sample of the id space — ``SAMPLE_ROWS`` distinct ids drawn
    uniformly between the lowest and the highest id, seeded by the layer version so every page of a result
    reports the same estimate — and scaled by (layer rows / sampled ids that exist). Ids are the primary key, so
    both stores probe only the sampled rows (plus the spatial index for spatial filters). With 10,000 ids the
@@ -27,7 +30,7 @@ import numpy as np
 from twin.cql2 import ast
 from twin.store.base import FeatureQuery, Sort, Store
 
-#: Layers with more rows than this get an estimated ``numberMatched`` for filtered queries.
+#: Filtered queries matching more than this many features (on a bigger layer) get an estimated ``numberMatched``.
 EXACT_COUNT_LIMIT = 100_000
 #: Number of ids in the sample an estimate counts on.
 SAMPLE_ROWS = 10_000
@@ -85,6 +88,9 @@ def number_matched(store: Store, layer_id: str, query: FeatureQuery, returned: i
     rows, low, high = layer_size(store, layer_id)
     if rows <= threshold:
         return Matched(store.count(layer_id, query), True)
+    capped = store.count(layer_id, query, cap=threshold + 1)
+    if capped <= threshold:
+        return Matched(max(capped, seen), True)
     sample = id_sample(low, high, sample_rows or SAMPLE_ROWS, seed=store.layer_version(layer_id))
     sampled = store.count(layer_id, FeatureQuery(expr=sample))
     if sampled == 0:

@@ -55,13 +55,16 @@ def _windows(conds: list[Condition]) -> list[tuple[str, list[float]]]:
     return [window_sql(c.window) for c in conds]
 
 
-def count(conn: sqlite3.Connection, layer: Layer, query: FeatureQuery) -> int:
-    """Number of rows matching the query's filters, time range and spatial conditions."""
+def count(conn: sqlite3.Connection, layer: Layer, query: FeatureQuery, cap: int | None = None) -> int:
+    """Number of rows matching the query's filters, time range and spatial conditions (at most ``cap``)."""
     conds = conditions(query)
     cql = gpkg_cql.plan(layer, query.expr)
     if not conds and not cql.spatial:
         where, params = where_clause(layer, query.filters, query.time, extra=cql.where)
-        return int(conn.execute(f"SELECT count(*) FROM {quote(layer.id)} t {where}", params).fetchone()[0])
+        if cap is None:
+            return int(conn.execute(f"SELECT count(*) FROM {quote(layer.id)} t {where}", params).fetchone()[0])
+        capped = f"SELECT count(*) FROM (SELECT 1 FROM {quote(layer.id)} t {where} LIMIT ?)"
+        return int(conn.execute(capped, [*params, cap]).fetchone()[0])
     inside, inside_params = inside_sql(conds)
     geom, geom_params = f"t.{quote(GEOMETRY_COLUMN)}", []
     if not needs_geometry(conds) and not cql.spatial:  # rows inside every box need no geometry at all
@@ -74,6 +77,8 @@ def count(conn: sqlite3.Connection, layer: Layer, query: FeatureQuery) -> int:
         flags, blobs, *extra = zip(*chunk, strict=True)
         decoded = gpkg_geometry.decode(blobs)
         total += int((exact_mask(conds, decoded, np.array(flags, dtype=bool)) & cql.mask(extra, decoded)).sum())
+        if cap is not None and total >= cap:
+            return cap
     return total
 
 

@@ -101,10 +101,15 @@ def _conditions(layer: Layer, table: sa.Table, query: FeatureQuery) -> list[sa.C
     return clauses
 
 
-def count(conn: sa.Connection, layer: Layer, query: FeatureQuery) -> int:
-    """Number of rows matching the query's filters, time range and spatial conditions."""
+def count(conn: sa.Connection, layer: Layer, query: FeatureQuery, cap: int | None = None) -> int:
+    """Number of rows matching the query's filters, time range and spatial conditions (at most ``cap``)."""
     table = table_of(layer)
-    statement = sa.select(sa.func.count()).select_from(table).where(*_conditions(layer, table, query))
+    conditions = _conditions(layer, table, query)
+    if cap is None:
+        statement = sa.select(sa.func.count()).select_from(table).where(*conditions)
+    else:
+        matches = sa.select(sa.literal(1)).select_from(table).where(*conditions).limit(cap).subquery()
+        statement = sa.select(sa.func.count()).select_from(matches)
     return int(conn.execute(statement).scalar_one())
 
 

@@ -40,6 +40,7 @@ from twin.store.base import (
     TileRequest,
     as_feature_id,
     check_query,
+    count_cap,
     distance_metres,
     frame_source,
     known_layer,
@@ -169,11 +170,12 @@ class PostGISStore(Store):
         check_query(layer, query)
         return layer, query
 
-    def count(self, layer_id: str, query: FeatureQuery | None = None) -> int:
-        """Number of features matching ``query`` (its limit and offset are ignored)."""
+    def count(self, layer_id: str, query: FeatureQuery | None = None, *, cap: int | None = None) -> int:
+        """Number of features matching ``query`` (its limit and offset are ignored), at most ``cap``."""
         layer, query = self._query(layer_id, query)
+        cap = count_cap(cap)
         with self._reading() as conn:
-            return pg_read.count(conn, layer, query)
+            return pg_read.count(conn, layer, query, cap)
 
     def query(self, layer_id: str, query: FeatureQuery | None = None) -> gpd.GeoDataFrame | pd.DataFrame:
         """Features matching ``query``, in its sort order then by id (a GeoDataFrame in EPSG:4326 for layers)."""
