@@ -1,12 +1,15 @@
 """Live IoT ingest: 270,000 simulated sensors through a real Mosquitto into the twin, beside a bare counting subscriber.
 
-Run: python bench/bench_iot.py [--steady 120] [--burst 60] [--gateway 60] [--quick]
+Run: python bench/bench_iot.py [--steady 120] [--burst 60] [--gateway 60] [--quick] [--store postgis-URL]
+     [--phases steady,burst,flood,gw-steady,gw-burst,gw-flood|none] [--direct 10]
 
 Everything runs on this machine (127.0.0.1) and stops by itself:
 
 * a Mosquitto on a free port with the production settings of ``docs/iot.md``;
 * the twin (``uvicorn api.main:create_app``) in its own process over a copy of a 270,000-sensor GeoPackage (built once
-  into ``bench/out/iot/``), with the MQTT ingester (shared subscription, batches, ack after commit);
+  into ``bench/out/iot/``), or with ``--store postgresql+psycopg://…`` over that twin loaded into PostGIS (the
+  database is migrated and every layer replaced), with the MQTT ingester (shared subscription, batches, ack after
+  commit);
 * a bare subscriber in its own process that only counts (QoS 1, persistent session): the ceiling;
 * publisher processes that play the sensors: one reading a minute each (4,500 msg/s) for ``--steady`` seconds, then
   a 5× burst for ``--burst`` seconds, then a flood (as fast as the publishers go), then gateways batching 100 readings
@@ -14,8 +17,13 @@ Everything runs on this machine (127.0.0.1) and stops by itself:
 * an SSE client on ``/alarms/stream``: about once a second a residual-current sensor reports 480 mA, and the time from
   its publish to its alarm event on the stream is the latency.
 
+After the phases, ``--direct N`` commits N gateway batches (200 messages × 100 readings) in the bench's own process,
+without the broker, and on PostGIS times ``Store.append`` beside a bare COPY of the same kind of rows.
+
 Printed per phase: messages and readings offered, readings/s the twin stored and the bare subscriber received, losses
-(published − stored, published − counted), and p95 publish→alarm latency.
+(published − stored, published − counted), p95 publish→alarm latency, and where the twin's time went (p50/p95 per
+pipeline stage from ``GET /ingest/stats``: inbox wait, parse, store, engine, publish, whole commit, sensor-state
+writes).
 """
 
 from __future__ import annotations
@@ -66,8 +74,9 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def start_twin(gpkg: Path, broker_port: int, http_port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TWIN_GPKG_PATH": str(gpkg), "TWIN_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}",
+def start_twin(location: str, broker_port: int, http_port: int) -> subprocess.Popen[bytes]:
+    where = {"TWIN_DATABASE_URL": location} if "://" in location else {"TWIN_GPKG_PATH": location}
+    env = {**os.environ, **where, "TWIN_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}",
            "TWIN_MQTT_CLIENT_ID": f"bench-ingest-{uuid.uuid4().hex[:6]}", "TWIN_MQTT_TOPIC_PREFIX": PREFIX,
            "TWIN_IOT_STREAM_PING_S": "1",
            # the phases pause between them (drains, floods): that is not sensors going offline
@@ -263,6 +272,8 @@ def run_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, rate:
     ctx["probes"] = [p for p in ctx["probes"] if p not in probe_times]
     time.sleep(1.0)
     latencies = [(ctx["sse"].received[s] - t) * 1000 for s, t in probe_times.items() if s in ctx["sse"].received]
+    stages = httpx.get(f"{url}/ingest/stats", headers=headers, params={"timings_since": started},
+                       timeout=30).json().get("timings_ms", {})
     row = {"phase": name, "messages": sent_msgs, "readings": sent,
            "offered_per_s": sent / max(published_at - started, 1e-9), "stored": stored, "done": done,
            "twin_per_s": done / max(twin_done - started, 1e-9), "counted": counted,
@@ -272,7 +283,101 @@ def run_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, rate:
           f"twin committed {done:>9,} ({stored:,} new) at {row['twin_per_s']:>7,.0f}/s, not yet {sent - done:,} | "
           f"bare counted {counted:>9,} at {row['bare_per_s']:>7,.0f}/s, not yet {sent - counted:,} | "
           f"publish→alarm {summarize(latencies) if latencies else 'n/a'}", flush=True)
+    print(" " * 22 + "twin stages (p50/p95 ms; batch in messages): " + ", ".join(
+        f"{stage} {v['p50']:g}/{v['p95']:g}" for stage, v in stages.items()), flush=True)
     return row
+
+
+def direct_commit(location: str, ids: np.ndarray, normal: np.ndarray, batches: int, per: int) -> None:
+    """Gateway batches (200 messages of ``per`` readings) parsed and committed in this process, no broker between:
+    what the store, the parser and the engine sustain on their own."""
+    from twin.iot import IotRuntime, IotSettings
+    from twin.iot.payload import Message
+    from twin.store.opening import open_store
+
+    store = open_store(location)
+    runtime = IotRuntime(store, IotSettings())
+    runtime.state()
+    rng = np.random.default_rng(1)
+    prepared = []
+    for b in range(batches):
+        at = time.time() - 3600 + b  # an hour back: no clash with what the publishers stamped
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
+        messages = []
+        for m in range(200):
+            ks = rng.integers(0, len(ids), per)
+            stamp = f"{ts}.{m:03d}Z"
+            messages.append(Message(f"{PREFIX}/sensors/gw-direct/readings", orjson.dumps(
+                [{"sensor_id": int(ids[k]), "ts": stamp, "value": float(normal[k])} for k in ks])))
+        prepared.append(messages)
+    parse_s = commit_s = 0.0
+    readings = 0
+    for messages in prepared:
+        started = time.perf_counter()
+        parsed = runtime.parse_messages(messages)
+        parsed_at = time.perf_counter()
+        result = runtime.commit(parsed)
+        commit_s += time.perf_counter() - parsed_at
+        parse_s += parsed_at - started
+        readings += result.accepted
+    if "://" in location:
+        append_vs_copy(store, ids, batches, per * 200)
+    store.close()
+    print(f"in-process gateway batches ({batches} × 200 messages × {per} readings, no broker): parse "
+          f"{readings / parse_s:,.0f} readings/s, commit (store + engine) {readings / commit_s:,.0f} readings/s, "
+          f"both {readings / (parse_s + commit_s):,.0f} readings/s", flush=True)
+
+
+def append_vs_copy(store: Any, ids: np.ndarray, batches: int, size: int) -> None:
+    """PostGIS only: ``Store.append`` of readings frames beside a bare COPY of the same kind of rows, interleaved."""
+    from layers import get_layer
+    from twin.store import pg_copy
+    from twin.validate import normalize_frame
+
+    layer = get_layer("readings")
+    rng = np.random.default_rng(2)
+    start = int((time.time() - 7200) * 1000)
+
+    def frame(k: int) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame({"sensor_id": ids[rng.integers(0, len(ids), size)],
+                             "ts": pd.to_datetime(start + k * size + np.arange(size), unit="ms", utc=True),
+                             "value": rng.random(size)})
+
+    append_s = bare_s = 0.0
+    for k in range(batches):
+        rows = frame(2 * k)
+        began = time.perf_counter()
+        store.append("readings", rows)
+        append_s += time.perf_counter() - began
+        payload = pg_copy.encode(layer, normalize_frame(layer, frame(2 * k + 1)), None)  # prepared: no validation
+        began = time.perf_counter()
+        with store.engine.begin() as conn:
+            pg_copy.copy_in(conn, "readings", payload)
+        bare_s += time.perf_counter() - began
+    total = batches * size
+    print(f"readings into PostGIS, {batches} batches of {size:,}: Store.append {total / append_s:,.0f}/s, bare COPY "
+          f"{total / bare_s:,.0f}/s ({100 * bare_s / append_s:.0f}% of the bare COPY rate)", flush=True)
+
+
+def load_postgis(url: str, gpkg: Path) -> None:
+    """Migrate ``url`` and replace every layer with the bench twin's content."""
+    from layers import LAYERS
+    from twin.migrations import upgrade
+    from twin.store.geopackage import GeoPackageStore
+    from twin.store.postgis import PostGISStore
+
+    started = time.time()
+    upgrade(url)
+    source, target = GeoPackageStore(gpkg, readonly=True), PostGISStore(url)
+    try:
+        for layer in LAYERS:
+            target.replace_layer(layer.id, source.query(layer.id))
+    finally:
+        source.close()
+        target.close()
+    print(f"loaded the bench twin into PostGIS in {time.time() - started:.0f} s", flush=True)
 
 
 def main() -> None:
@@ -288,17 +393,29 @@ def main() -> None:
     parser.add_argument("--probe-every", type=float, default=1.0, help="seconds between alarm probes")
     parser.add_argument("--drain", type=float, default=180.0, help="longest wait for the twin to catch up (s)")
     parser.add_argument("--quick", action="store_true", help="short phases (a sanity run of about a minute)")
+    parser.add_argument("--store", default="geopackage",
+                        help="geopackage (default), or a PostGIS URL whose database is migrated and overwritten")
+    parser.add_argument("--direct", type=int, default=10,
+                        help="in-process gateway batches committed after the MQTT phases (0: none)")
+    parser.add_argument("--phases", default="all",
+                        help="comma-separated subset of: steady,burst,flood,gw-steady,gw-burst,gw-flood; "
+                             "none (only --direct)")
     args = parser.parse_args()
     if args.quick:
         args.steady, args.burst, args.gateway, args.flood = 15.0, 10.0, 10.0, 20_000
     from twin.auth import create_key
     from twin.store.base import FeatureQuery
-    from twin.store.geopackage import GeoPackageStore
+    from twin.store.opening import open_store
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-iot-"))
     gpkg = workdir / "twin.gpkg"
     shutil.copy2(dataset(), gpkg)
-    store = GeoPackageStore(gpkg)
+    location = str(gpkg)
+    if args.store != "geopackage":
+        location = args.store
+        load_postgis(location, gpkg)
+    print(f"store: {'PostGIS' if '://' in location else 'GeoPackage'}", flush=True)
+    store = open_store(location)
     _, key = create_key(store, "operator", "bench")
     sensors = store.query("sensors", FeatureQuery(properties=("type", "threshold_low", "threshold_high", "status")))
     store.close()
@@ -314,7 +431,7 @@ def main() -> None:
 
     broker, broker_port = start_broker(workdir)
     http_port = free_port()
-    twin = start_twin(gpkg, broker_port, http_port)
+    twin = start_twin(location, broker_port, http_port)
     messages, readings = mp.Value("q", 0), mp.Value("q", 0)
     ready, stop = mp.Event(), mp.Event()
     counter = mp.Process(target=counter_process, args=(broker_port, messages, readings, ready, stop))
@@ -337,17 +454,24 @@ def main() -> None:
         time.sleep(1.0)
         ctx = {"url": url, "headers": headers, "broker_port": broker_port, "ids": ids, "normal": normal,
                "probes": probes[::-1], "readings": readings, "sse": sse}
-        rows = [
-            run_phase("steady 1/msg", args, ctx, rate=args.rate, duration=args.steady),
-            run_phase(f"burst {args.burst_factor:g}x 1/msg", args, ctx, rate=args.rate * args.burst_factor,
-                      duration=args.burst),
-            run_phase("flood 1/msg", args, ctx, rate=0, duration=0, flood=args.flood, probe=False),
-            run_phase(f"steady {args.batch}/msg", args, ctx, rate=args.rate, duration=args.gateway, batch=args.batch),
-            run_phase(f"burst {args.burst_factor:g}x {args.batch}/msg", args, ctx,
-                      rate=args.rate * args.burst_factor, duration=args.gateway, batch=args.batch),
-            run_phase(f"flood {args.batch}/msg", args, ctx, rate=0, duration=0, batch=args.batch,
-                      flood=max(args.flood // 20, 2 * args.publishers), probe=False),
-        ]
+        phases: dict[str, Any] = {
+            "steady": lambda: run_phase("steady 1/msg", args, ctx, rate=args.rate, duration=args.steady),
+            "burst": lambda: run_phase(f"burst {args.burst_factor:g}x 1/msg", args, ctx,
+                                       rate=args.rate * args.burst_factor, duration=args.burst),
+            "flood": lambda: run_phase("flood 1/msg", args, ctx, rate=0, duration=0, flood=args.flood, probe=False),
+            "gw-steady": lambda: run_phase(f"steady {args.batch}/msg", args, ctx, rate=args.rate,
+                                           duration=args.gateway, batch=args.batch),
+            "gw-burst": lambda: run_phase(f"burst {args.burst_factor:g}x {args.batch}/msg", args, ctx,
+                                          rate=args.rate * args.burst_factor, duration=args.gateway, batch=args.batch),
+            "gw-flood": lambda: run_phase(f"flood {args.batch}/msg", args, ctx, rate=0, duration=0, batch=args.batch,
+                                          flood=max(args.flood // 20, 2 * args.publishers), probe=False),
+        }
+        chosen = list(phases) if args.phases == "all" else [] if args.phases == "none" else [
+            p.strip() for p in args.phases.split(",")]
+        unknown = set(chosen) - set(phases)
+        if unknown:
+            raise SystemExit(f"unknown phases {sorted(unknown)}; choose from {list(phases)}")
+        rows = [phases[name]() for name in chosen]
         published = sum(r["readings"] for r in rows)
         final = stats(url, headers)
         deadline = time.time() + args.drain
@@ -361,7 +485,9 @@ def main() -> None:
         all_latency = [x for r in rows for x in r["latency"]]
         if all_latency:
             print(f"publish → alarm on the SSE stream, all phases: {summarize(all_latency)}")
-        for flood in (rows[2], rows[5]):
+        if args.direct:
+            direct_commit(location, ids, normal, args.direct, args.batch)
+        for flood in (r for r in rows if r["phase"].startswith("flood")):
             print(f"{flood['phase']}: the twin stored {flood['twin_per_s']:,.0f} readings/s, "
                   f"{100 * flood['twin_per_s'] / max(flood['bare_per_s'], 1e-9):.0f}% of the bare subscriber's "
                   f"{flood['bare_per_s']:,.0f}/s")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SettingsDep
@@ -66,11 +66,17 @@ async def ingest_readings(request: Request, runtime: RuntimeDep, settings: Setti
 
 
 @router.get("/ingest/stats", summary="Ingest counters")
-def ingest_stats(runtime: RuntimeDep, _caller: StaffDep) -> dict[str, Any]:
-    """Messages received, readings stored, duplicates, dead letters (by reason) since start; the MQTT link."""
+def ingest_stats(runtime: RuntimeDep, _caller: StaffDep, timings_since: Annotated[float | None, Query(
+        description="timings of samples recorded after this instant only (seconds since the epoch)")] = None,
+                 ) -> dict[str, Any]:
+    """Counters since start (messages, readings stored, duplicates, dead letters by reason) and the MQTT link.
+
+    ``timings_ms``: p50/p95/max of recent durations per pipeline stage (see ``twin.iot.timings``).
+    """
     stats = runtime.stats.as_dict()
     stats["dead_letters_stored"] = runtime.store.count("dead_letters")
     stats["live"] = runtime.live
     stats["mqtt"] = runtime.ingester.status() if runtime.ingester is not None else None
     stats["last_event_id"] = runtime.hub.last_id
+    stats["timings_ms"] = runtime.timings.summary(timings_since)
     return stats

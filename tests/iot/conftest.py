@@ -1,5 +1,10 @@
-"""A real Mosquitto per test session (production settings, on a free port), a live twin over a private copy of the
-sample with the MQTT ingester running, API keys, an MQTT publisher and a Server-Sent-Events reader over a socket."""
+"""A real Mosquitto per test session (production settings, on a free port), a live twin with the MQTT ingester
+running, API keys, an MQTT publisher and a Server-Sent-Events reader over a socket.
+
+The twin's store is the sample on both backends (``iot_store`` is parametrized): a private copy of the GeoPackage,
+or a PostGIS database of its own (``pytest.mark.postgis``) loaded with the sample once per session, whose tables the
+pipeline writes (sensors, alarms, dead letters, API keys, new readings) are put back before each test.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from tests.api.conftest import LiveServer
 from twin.auth import create_key
 from twin.iot import IotRuntime, IotSettings, MqttSettings, RuleSettings
 from twin.settings import Settings
-from twin.store.base import FeatureQuery, Filter, Op
+from twin.store.base import FeatureQuery, Filter, Op, Store
 from twin.store.geopackage import GeoPackageStore
 
 #: The broker settings docs/iot.md asks production to use (the listener and paths are added per test).
@@ -118,13 +123,125 @@ class Publisher:
         self.client.loop_stop()
 
 
+# -- the store, on both backends ---------------------------------------------------------------------------------
+
+#: Tables the live pipeline writes, restored from the snapshot before each PostGIS test (readings: new rows deleted).
+WRITTEN = ("sensors", "alarms", "dead_letters", "api_keys")
+SNAPSHOT = "iot_snapshot"
+
+
+@dataclass(frozen=True)
+class PgSample:
+    """A PostGIS database holding the sample, and the highest readings id the sample has."""
+
+    url: str
+    raster_dir: Path
+    readings_max_id: int
+
+
+def _admin(url: str) -> Any:
+    import sqlalchemy as sa
+
+    from twin.store.pg_engine import driver_url
+
+    admin = sa.make_url(driver_url(url)).set(database="postgres")
+    return sa.create_engine(admin, poolclass=sa.NullPool, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def pg_sample(sample_path: Path) -> Iterator[PgSample]:
+    """A database of its own on the test server (``TWIN_TEST_DATABASE_URL``), migrated and loaded with the sample
+    (every layer through ``replace_layer``), with a snapshot of the tables the pipeline writes; dropped at the end."""
+    import sqlalchemy as sa
+
+    from layers import LAYERS
+    from tests.conftest import postgis_url
+    from twin.migrations import upgrade
+    from twin.store.pg_engine import driver_url
+    from twin.store.postgis import PostGISStore
+
+    base = postgis_url()  # skips (and so fails a run requiring PostGIS) without a database
+    name = f"twin_iot_{uuid.uuid4().hex[:10]}"
+    admin = _admin(base)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(driver_url(base)).set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = sa.create_engine(url, poolclass=sa.NullPool)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        upgrade(url)
+        source, target = GeoPackageStore(sample_path, readonly=True), PostGISStore(url, raster_dir=sample_path.parent)
+        try:
+            for layer in LAYERS:
+                target.replace_layer(layer.id, source.query(layer.id))
+        finally:
+            source.close()
+            target.close()
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{SNAPSHOT}"'))
+            for table in WRITTEN:
+                conn.execute(sa.text(f'CREATE TABLE "{SNAPSHOT}"."{table}" AS SELECT * FROM "{table}"'))
+            top = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM readings")).scalar_one()
+        engine.dispose()
+        yield PgSample(url, sample_path.parent, int(top))
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _pg_restore(sample: PgSample) -> None:
+    import sqlalchemy as sa
+
+    statements = [f"DELETE FROM readings WHERE id > {sample.readings_max_id}"]
+    for table in WRITTEN:
+        statements += [f'DELETE FROM "{table}"', f'INSERT INTO "{table}" SELECT * FROM "{SNAPSHOT}"."{table}"',
+                       f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                       f'coalesce((SELECT max(id) FROM "{table}"), 0) + 1, false)']
+    engine = sa.create_engine(sample.url, poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("; ".join(statements))
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class TwinStore:
+    """A store holding the sample for one test, and where it is (a GeoPackage path or a database URL)."""
+
+    store: Store
+    location: str
+
+
+@pytest.fixture(params=["geopackage", pytest.param("postgis", marks=pytest.mark.postgis)])
+def iot_store(request: pytest.FixtureRequest, tmp_path: Path, sample_path: Path) -> Iterator[TwinStore]:
+    """The sample, writable, on each backend: a private GeoPackage copy, or the session's PostGIS sample restored."""
+    if request.param == "geopackage":
+        for item in sample_path.parent.iterdir():
+            if item.suffix in (".gpkg", ".tif"):
+                shutil.copy2(item, tmp_path / item.name)
+        path = tmp_path / sample_path.name
+        opened: Store = GeoPackageStore(path)
+        location = str(path)
+    else:
+        from twin.store.postgis import PostGISStore
+
+        sample: PgSample = request.getfixturevalue("pg_sample")
+        _pg_restore(sample)
+        opened, location = PostGISStore(sample.url, raster_dir=sample.raster_dir), sample.url
+    yield TwinStore(opened, location)
+    opened.close()
+
+
 @dataclass
 class Live:
     """A running twin with the ingester: its URL, store, runtime, keys and settings."""
 
     url: str
     app: FastAPI
-    store: GeoPackageStore
+    store: Store
     settings: IotSettings
     keys: dict[str, str]
     publisher: Publisher
@@ -154,7 +271,7 @@ def wait_until(check: Callable[[], Any], timeout: float = 15.0, every: float = 0
         time.sleep(every)
 
 
-def quiet_sensors(store: GeoPackageStore) -> dict[str, int]:
+def quiet_sensors(store: Store) -> dict[str, int]:
     """Online sensors of each type on floors where no sensor is in alarm (so a breach starts a fresh story)."""
     sensors = store.query("sensors", FeatureQuery(properties=("type", "building_id", "level_id", "status")))
     hot = sensors[sensors["status"] != "online"][["building_id", "level_id"]].drop_duplicates()
@@ -171,17 +288,17 @@ def quiet_sensors(store: GeoPackageStore) -> dict[str, int]:
 
 
 @pytest.fixture
-def live(broker: Broker, sample_copy: Path) -> Iterator[Live]:
-    """The twin over a private sample copy, ingesting from the session's broker under a unique topic prefix."""
+def live(broker: Broker, iot_store: TwinStore) -> Iterator[Live]:
+    """The twin over the sample (each backend), ingesting from the session's broker under a unique topic prefix."""
     run = uuid.uuid4().hex[:10]
     prefix = f"t-{run}/twin"
     settings = IotSettings(
         mqtt=MqttSettings(url=broker.url, client_id=f"twin-ingest-{run}", topic_prefix=prefix, share_group="twin",
                           batch_window_ms=20, reconnect_min_s=1, reconnect_max_s=2),
         rules=RuleSettings(state_event_min_s=0, confirm_window_s=180),
-        tick_s=0.5, stream_ping_s=0.3,
+        tick_s=0.5, stream_ping_s=0.3, state_values_every_s=0,
     )
-    store = GeoPackageStore(sample_copy)
+    store = iot_store.store
     keys = {role: create_key(store, role, f"test {role}")[1] for role in ("device", "operator", "inspector")}
     picks = quiet_sensors(store)
     app = create_app(Settings(), store=store, iot=settings)
@@ -192,7 +309,6 @@ def live(broker: Broker, sample_copy: Path) -> Iterator[Live]:
         time.sleep(0.2)  # the SUBACK
         yield Live(server.url, app, store, settings, keys, publisher, picks)
     publisher.close()
-    store.close()
 
 
 class SseReader:

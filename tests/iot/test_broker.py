@@ -16,12 +16,11 @@ from paho.mqtt.properties import Properties
 
 from api.main import create_app
 from tests.api.conftest import LiveServer
-from tests.iot.conftest import PRODUCTION_BROKER, Broker, Publisher, wait_until
+from tests.iot.conftest import PRODUCTION_BROKER, Broker, Publisher, TwinStore, wait_until
 from tests.iot.test_live import stamp
 from twin.iot import IotRuntime, IotSettings, MqttSettings
 from twin.settings import Settings
 from twin.store.base import FeatureQuery, Filter, Op
-from twin.store.geopackage import GeoPackageStore
 
 
 class Counter:
@@ -93,12 +92,12 @@ def test_default_mosquitto_drops_queued_messages_and_the_documented_settings_do_
 
 
 @pytest.mark.slow
-def test_the_ingester_reconnects_after_the_broker_restarts(tmp_path: Path, sample_copy: Path) -> None:
+def test_the_ingester_reconnects_after_the_broker_restarts(tmp_path: Path, iot_store: TwinStore) -> None:
     broker = Broker(tmp_path, PRODUCTION_BROKER).start()
     run = uuid.uuid4().hex[:8]
     settings = IotSettings(mqtt=MqttSettings(url=broker.url, client_id=f"restart-{run}", topic_prefix=f"r-{run}",
                                              batch_window_ms=20, reconnect_min_s=1, reconnect_max_s=2))
-    store = GeoPackageStore(sample_copy)
+    store = iot_store.store
     app = create_app(Settings(), store=store, iot=settings)
     try:
         with LiveServer(app):
@@ -115,7 +114,6 @@ def test_the_ingester_reconnects_after_the_broker_restarts(tmp_path: Path, sampl
                 filters=(Filter("sensor_id", Op.EQ, 7), Filter("ts", Op.GT, stamp(60))))) == 1)
     finally:
         broker.stop()
-        store.close()
 
 
 def _system_broker_up() -> bool:
@@ -126,22 +124,19 @@ def _system_broker_up() -> bool:
         return False
 
 
-def test_the_machine_broker_on_1883_end_to_end(sample_copy: Path) -> None:
+def test_the_machine_broker_on_1883_end_to_end(iot_store: TwinStore) -> None:
     assert _system_broker_up(), "Mosquitto should listen on 127.0.0.1:1883 on development and CI machines"
     run = uuid.uuid4().hex[:8]
     settings = IotSettings(mqtt=MqttSettings(url="mqtt://127.0.0.1:1883", client_id=f"sys-{run}",
                                              topic_prefix=f"s-{run}/twin", session_expiry_s=60, batch_window_ms=20))
-    store = GeoPackageStore(sample_copy)
+    store = iot_store.store
     app = create_app(Settings(), store=store, iot=settings)
-    try:
-        with LiveServer(app):
-            runtime: IotRuntime = app.state.iot
-            assert runtime.ingester.wait_connected(10)
-            time.sleep(0.2)
-            publisher = Publisher(1883, f"s-{run}/twin")
-            publisher.send(store.get("sensors", 17).iloc[0]["code"], {"ts": stamp(), "value": 0.5})  # by code
-            publisher.close()
-            wait_until(lambda: runtime.stats.stored == 1)
-            assert runtime.stats.dead_letters == 0
-    finally:
-        store.close()
+    with LiveServer(app):
+        runtime: IotRuntime = app.state.iot
+        assert runtime.ingester.wait_connected(10)
+        time.sleep(0.2)
+        publisher = Publisher(1883, f"s-{run}/twin")
+        publisher.send(store.get("sensors", 17).iloc[0]["code"], {"ts": stamp(), "value": 0.5})  # by code
+        publisher.close()
+        wait_until(lambda: runtime.stats.stored == 1)
+        assert runtime.stats.dead_letters == 0

@@ -6,26 +6,24 @@ import signal
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
-from tests.iot.conftest import Broker, Publisher, wait_until
+from tests.iot.conftest import Broker, Publisher, TwinStore, wait_until
 from tests.iot.test_live import stamp
 from twin.store.base import FeatureQuery, Filter, Op
-from twin.store.geopackage import GeoPackageStore
 
 #: The command as twin/cli.py registers it (``app.command("ingest")(ingest)``).
 RUNNER = "import typer; from twin.cli_iot import ingest; app = typer.Typer(); app.command('ingest')(ingest); " \
          "app.command('noop')(lambda: None); app()"
 
 
-def test_twin_ingest_runs_until_sigterm(broker: Broker, sample_copy: Path) -> None:
+def test_twin_ingest_runs_until_sigterm(broker: Broker, iot_store: TwinStore) -> None:
     run = uuid.uuid4().hex[:8]
     env = {"TWIN_MQTT_TOPIC_PREFIX": f"cli-{run}", "TWIN_MQTT_SESSION_EXPIRY_S": "60", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, "ingest", "--store", str(sample_copy), "--mqtt",
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, "ingest", "--store", iot_store.location, "--mqtt",
                              broker.url, "--client-id", f"cli-{run}", "--report-s", "0.5"],
                             env=env, stderr=subprocess.PIPE, text=True)
     try:
-        store = GeoPackageStore(sample_copy, readonly=True)
+        store = iot_store.store
         publisher = Publisher(broker.port, f"cli-{run}")
         ts = stamp()
         sensor_code = store.get("sensors", 17).iloc[0]["code"]
@@ -39,7 +37,6 @@ def test_twin_ingest_runs_until_sigterm(broker: Broker, sample_copy: Path) -> No
         publisher.close()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-        store.close()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -108,3 +108,15 @@ def test_buckets_and_bucket_sizes() -> None:
     assert [(b["min"], b["max"], b["mean"], b["count"]) for b in out] == [(1.0, 3.0, 2.0, 3), (10.0, 10.0, 10.0, 1),
                                                                           (4.0, 4.0, 4.0, 1)]
     assert out[2]["t"] == "1970-01-01T00:02:00Z"
+
+
+def test_a_reading_repeated_in_a_batch_is_kept_once_the_first_time() -> None:
+    import numpy as np
+
+    from twin.iot.payload import Readings
+
+    r = Readings(np.array([0, 1, 0, 2, 1]), np.array([1, 2, 1, 3, 2]), np.array([5, 5, 5, 5, 6]),
+                 np.array([1.0, 2.0, 9.0, 3.0, 4.0]))
+    once = r.first_of_each()
+    assert once.sensor_id.tolist() == [1, 2, 3, 2] and once.value.tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert r.first_of_each() is not r and once.first_of_each() is once  # nothing to drop: the same object

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("twin.iot.mqtt")
 
-#: (connection epoch, message id, QoS, topic, payload)
-Received = tuple[int, int, int, str, bytes]
+#: (connection epoch, message id, QoS, topic, payload, arrival on the monotonic clock)
+Received = tuple[int, int, int, str, bytes, float]
 
 
 class MqttIngester:
@@ -48,6 +48,7 @@ class MqttIngester:
         self.runtime = runtime
         self.settings = settings
         self._inbox: deque[Received] = deque()
+        self._inbox_bytes = 0
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._epoch = 0
@@ -95,10 +96,11 @@ class MqttIngester:
             log.warning("MQTT %s; reconnecting with backoff", self.last_error)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        item = (self._epoch, message.mid, message.qos, message.topic, bytes(message.payload))
+        item = (self._epoch, message.mid, message.qos, message.topic, bytes(message.payload), time.monotonic())
         with self._wake:
             self._inbox.append(item)
-            if len(self._inbox) >= self.settings.batch_messages:
+            self._inbox_bytes += len(item[4])
+            if len(self._inbox) >= self.settings.batch_messages or self._inbox_bytes >= self.settings.batch_bytes:
                 self._wake.notify()
 
     # -- start and stop ---------------------------------------------------------------------------------------
@@ -126,7 +128,9 @@ class MqttIngester:
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
-        self._inbox.clear()
+        with self._wake:
+            self._inbox.clear()
+            self._inbox_bytes = 0
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """Block until the client is connected and subscribed (or ``timeout``)."""
@@ -135,19 +139,30 @@ class MqttIngester:
     # -- the worker -------------------------------------------------------------------------------------------
 
     def _take(self) -> list[Received]:
-        """The next batch: up to ``batch_messages``, waiting at most ``batch_window_ms`` after the first."""
+        """The next batch: up to ``batch_messages`` messages or ``batch_bytes`` of payload, whichever comes first.
+
+        Gateways' messages hold many readings, hence the byte cap. A batch closes ``batch_window_ms`` after its
+        oldest message arrived; after a long commit that deadline may have passed already: the batch then goes at once.
+        """
         window = self.settings.batch_window_ms / 1000
+        most, most_bytes = self.settings.batch_messages, self.settings.batch_bytes
         with self._wake:
             while not self._inbox and not self._stopping.is_set():
                 self._wake.wait(0.5)
-            deadline = time.monotonic() + window
-            while len(self._inbox) < self.settings.batch_messages and not self._stopping.is_set():
+            deadline = (self._inbox[0][5] if self._inbox else time.monotonic()) + window
+            while len(self._inbox) < most and self._inbox_bytes < most_bytes and not self._stopping.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._wake.wait(left)
-            count = min(len(self._inbox), self.settings.batch_messages)
-            return [self._inbox.popleft() for _ in range(count)]
+            batch: list[Received] = []
+            size = 0
+            while self._inbox and len(batch) < most and (not batch or size + len(self._inbox[0][4]) <= most_bytes):
+                item = self._inbox.popleft()
+                size += len(item[4])
+                batch.append(item)
+            self._inbox_bytes -= size
+            return batch
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -158,10 +173,15 @@ class MqttIngester:
     def _commit(self, batch: list[Received]) -> bool:
         """Commit ``batch`` (retrying with backoff while the store is failing), then acknowledge it."""
         delay = 0.1
-        messages = [Message(topic, payload) for _, _, _, topic, payload in batch]
+        messages = [Message(item[3], item[4]) for item in batch]
+        timings = self.runtime.timings
+        timings.record("wait", 1000 * (time.monotonic() - batch[0][5]))
+        timings.record("batch", len(batch))
         while True:
             try:
+                started = time.perf_counter()
                 parsed = self.runtime.parse_messages(messages)
+                timings.record("parse", 1000 * (time.perf_counter() - started))
                 self.runtime.commit(parsed, received=len(messages))
                 break
             except Exception as err:  # the store is down or busy: keep the batch, do not acknowledge
@@ -172,7 +192,7 @@ class MqttIngester:
                 delay = min(delay * 2, 5.0)
         with self._epoch_lock:
             epoch = self._epoch
-            for msg_epoch, mid, qos, _, _ in batch:
+            for msg_epoch, mid, qos, *_ in batch:
                 if msg_epoch == epoch and qos > 0:
                     self.client.ack(mid, qos)
         self.committed_messages += len(batch)

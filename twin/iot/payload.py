@@ -78,6 +78,24 @@ class Readings:
             "value": self.value,
         })
 
+    def first_of_each(self) -> Readings:
+        """These readings with each (sensor, timestamp) once, the first kept, in arrival order.
+
+        A batch holding a reading twice (a QoS 1 redelivery, a gateway's retry) would make the store's all-new fast
+        path (one COPY) fail on its unique key and take the slower path that skips stored rows.
+        """
+        n = len(self)
+        if n < 2:
+            return self
+        order = np.lexsort((self.ts_ms, self.sensor_id))
+        ids, ts = self.sensor_id[order], self.ts_ms[order]
+        repeat = (ids[1:] == ids[:-1]) & (ts[1:] == ts[:-1])
+        if not repeat.any():
+            return self
+        keep = np.ones(n, bool)
+        keep[order[1:][repeat]] = False
+        return Readings(self.row[keep], self.sensor_id[keep], self.ts_ms[keep], self.value[keep])
+
     @staticmethod
     def concat(parts: Sequence[Readings]) -> Readings:
         """The rows of ``parts`` in order."""

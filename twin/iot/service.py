@@ -27,6 +27,8 @@ from twin.iot.engine import AlarmDraft, EngineState, Outcome, StateChange, carry
 from twin.iot.events import EventHub
 from twin.iot.payload import Message, Parsed, Readings, parse_http, parse_messages
 from twin.iot.settings import IotSettings
+from twin.iot.statewrite import take_slice
+from twin.iot.timings import Timings
 from twin.store.base import FeatureQuery, Filter, Op, Store
 
 log = logging.getLogger("twin.iot")
@@ -98,10 +100,12 @@ class IotRuntime:
         self.settings = settings or IotSettings()
         self.hub = hub or EventHub(self.settings.replay_events)
         self.stats = IngestStats()
+        self.timings = Timings()
         self._lock = threading.RLock()
         self._state: EngineState | None = None
         self._directory: Directory | None = None
         self._directory_loaded = 0.0
+        self._values_written = -float("inf")
         self._live = threading.Event()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -133,7 +137,7 @@ class IotRuntime:
             self._ticker = None
         if self._live.is_set():
             try:  # status changes (the map colours) first; last values catch up on the next start
-                self.write_state(budget=self.settings.state_writes_on_stop)
+                self.write_state(budget=self.settings.state_writes_on_stop, all_values=True)
             except Exception:  # the store may be gone already; the next start reloads from what was written
                 log.exception("could not write the sensor state on shutdown")
         self.hub.close()
@@ -213,22 +217,28 @@ class IotRuntime:
         """Store dead letters and readings, run the engine, store its alarms, then publish; all or nothing."""
         self.go_live()
         readings = parsed.readings
+        clock = time.perf_counter
         with self._lock:
+            started = clock()
             if parsed.dead:
                 self.store.insert("dead_letters", pd.DataFrame({
                     "received_at": pd.to_datetime([d.received_ms for d in parsed.dead], unit="ms", utc=True),
                     "source": [d.source for d in parsed.dead], "topic": [d.topic for d in parsed.dead],
                     "payload": [d.payload for d in parsed.dead], "reason": [d.reason for d in parsed.dead],
                 }))
-            new = self.store.append("readings", readings.frame()) if len(readings) else 0
+            unique = readings.first_of_each()
+            new = self.store.append("readings", unique.frame()) if len(unique) else 0
+            stored = clock()
             state = self.state()
-            snap = state.snapshot(readings.row)
+            snap = state.snapshot(unique.row)
             try:
-                outcome = step(state, readings, now_ms())
+                outcome = step(state, unique, now_ms())
+                evaluated = clock()
                 ids = self._open_alarms(state, outcome.alarms)
             except BaseException:
                 state.restore(snap)
                 raise
+            opened = clock()
             self.stats.received += received if received is not None else len(readings) + len(parsed.dead)
             self.stats.stored += new
             self.stats.duplicates += len(readings) - new
@@ -236,6 +246,10 @@ class IotRuntime:
             self.stats.dead_by_reason.update(d.category for d in parsed.dead)
             self.stats.batches += 1
             self._publish(state, outcome, ids)
+            done = clock()
+        for stage, ms in (("store", stored - started), ("engine", evaluated - stored), ("alarms", opened - evaluated),
+                          ("publish", done - opened), ("commit", done - started)):
+            self.timings.record(stage, 1000 * ms)
         return CommitResult(len(readings), new, len(readings) - new, [d.reason for d in parsed.dead], ids)
 
     def _open_alarms(self, state: EngineState, drafts: list[AlarmDraft]) -> list[int]:
@@ -316,33 +330,39 @@ class IotRuntime:
             except Exception:  # a store hiccup: the next tick tries again
                 log.exception("IoT tick failed")
 
-    def write_state(self, budget: int | None) -> int:
-        """Write up to ``budget`` changed sensor rows to the store (status changes first); returns how many."""
-        with self._lock:
-            if self._state is None:
-                return 0
-            state = self._state
-            rows = np.concatenate([np.flatnonzero(state.status_dirty),
-                                   np.flatnonzero(state.dirty & ~state.status_dirty)])
-            rows = rows[:budget] if budget is not None else rows
-            todo = [(int(state.directory.ids[r]), str(state.status[r]), float(state.last_value[r]),
-                     float(state.last_seen_ms[r])) for r in rows.tolist()]
-            state.dirty[rows] = False
-            state.status_dirty[rows] = False
+    def write_state(self, budget: int | None, *, all_values: bool = False) -> int:
+        """Write up to ``budget`` changed sensor rows (status changes first); returns how many.
+
+        Rows go in slices of ``state_write_chunk`` through ``Store.update_many``, one transaction each, with a
+        short pause between them, so that reading commits waiting for the store's write lock get in between.
+        Status changes go at every call; rows with only a new last value go in passes at most every
+        ``state_values_every_s`` (a pass may span several calls), and always with ``all_values``.
+        """
         written = 0
-        for i, (sensor_id, status, value, seen) in enumerate(todo):
-            changes: dict[str, Any] = {"status": status}
-            if np.isfinite(value):
-                changes["last_value"] = value
-            if np.isfinite(seen):
-                changes["last_seen"] = pd.Timestamp(int(seen), unit="ms", tz="UTC")
+        chunk = max(self.settings.state_write_chunk, 1)
+        values = all_values or time.monotonic() - self._values_written >= self.settings.state_values_every_s
+        while budget is None or written < budget:
+            limit = chunk if budget is None else min(chunk, budget - written)
+            with self._lock:
+                if self._state is None:
+                    break
+                state = self._state
+                piece = take_slice(state, limit, values=values)
+            if piece is None or (values and piece.size < limit):
+                self._values_written = time.monotonic() if values else self._values_written  # the pass is done
+            if piece is None:
+                break
+            started = time.perf_counter()
             try:
-                self.store.update("sensors", sensor_id, changes)
+                for frame in piece.frames:
+                    self.store.update_many("sensors", frame)
             except Exception:
-                with self._lock:  # write the rest next time
-                    state.dirty[rows[i:]] = True
+                with self._lock:  # write them next time
+                    piece.give_back(state)
                 raise
-            written += 1
+            self.timings.record("state", 1000 * (time.perf_counter() - started))
+            written += piece.size
+            time.sleep(self.settings.state_write_pause_s)
         return written
 
     # -- the alarm lifecycle (operator actions) ---------------------------------------------------------------

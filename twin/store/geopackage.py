@@ -46,6 +46,7 @@ from twin.store.base import (
     known_layer,
     nearest_count,
     spatial_layer,
+    update_frame,
 )
 from twin.store.gpkg_schema import check_schema, create_schema, quote, upgrade_schema
 from twin.tiles.build import build_tile
@@ -319,6 +320,15 @@ class GeoPackageStore(Store):
         with self._writing(layer) as conn:
             if not gpkg_write.update(conn, layer, fid, changes):
                 raise NotFound(f"{layer_id} has no feature with id {feature_id}")
+
+    def update_many(self, layer_id: str, frame: pd.DataFrame) -> int:
+        """Validate and apply one row of changes per feature in one transaction; returns how many were updated."""
+        layer = known_layer(layer_id)
+        frame = update_frame(layer, frame)
+        if frame.empty:
+            return 0
+        with self._writing(layer) as conn:
+            return gpkg_write.update_many(conn, layer, frame)
 
     def delete(self, layer_id: str, ids: Sequence[int]) -> int:
         """Delete features by id in one transaction; returns how many were deleted (unknown ids are skipped)."""

@@ -21,7 +21,7 @@ import pandas as pd
 from layers import Layer
 from twin.errors import Conflict
 from twin.store import gpkg_geometry, gpkg_read, gpkg_rtree
-from twin.store.gpkg_codec import encode_rows
+from twin.store.gpkg_codec import encode_rows, storage_column
 from twin.store.gpkg_schema import (
     GEOMETRY_COLUMN,
     NOW,
@@ -83,6 +83,22 @@ def update(conn: sqlite3.Connection, layer: Layer, feature_id: int, changes: Map
     if cursor.rowcount:
         touch(conn, layer, recompute=moved)
     return cursor.rowcount > 0
+
+
+def update_many(conn: sqlite3.Connection, layer: Layer, frame: pd.DataFrame) -> int:
+    """Apply a normalized frame of changes (fields only, indexed by id) with one statement per row; rows updated."""
+    names = [name for name in frame.columns if layer.has_field(name)]
+    if not names or frame.empty:
+        return 0
+    columns = [storage_column(lookup(layer, name), frame[name]) for name in names]
+    ids = frame.index.to_numpy(dtype="int64").tolist()
+    assignments = ", ".join(f"{quote(name)} = ?" for name in names)
+    cursor = conn.executemany(f"UPDATE {quote(layer.id)} SET {assignments} WHERE {quote(layer.key)} = ?",
+                              list(zip(*columns, ids, strict=True)))
+    updated = int(cursor.rowcount)
+    if updated:
+        touch(conn, layer)
+    return updated
 
 
 def delete(conn: sqlite3.Connection, layer: Layer, ids: list[int]) -> int:

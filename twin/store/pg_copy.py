@@ -14,6 +14,7 @@ import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
@@ -93,10 +94,12 @@ def encode(layer: Layer, frame: pd.DataFrame, ids: np.ndarray | None) -> Payload
     if ids is not None:
         names.append(layer.key)
         arrays.append(pa.array(np.asarray(ids, dtype="int64")))
-    if layer.is_spatial:
+    if layer.is_spatial and isinstance(frame, gpd.GeoDataFrame):
         names.append(GEOMETRY_COLUMN)
         arrays.append(ewkb_hex(np.asarray(frame.geometry.to_numpy(), dtype=object), has_z=layer.has_z))
     for field in layer.fields:
+        if field.name not in frame.columns:  # a partial frame (update_many): only the fields it changes
+            continue
         column = frame[field.name]
         if len(column) and column.isna().all():
             continue
@@ -128,7 +131,7 @@ def _fixed_width(kind: FieldType, column: pd.Series) -> tuple[str, np.ndarray] |
 
 
 def _binary(layer: Layer, frame: pd.DataFrame, ids: np.ndarray | None) -> Payload | None:
-    if layer.is_spatial:
+    if layer.is_spatial and isinstance(frame, gpd.GeoDataFrame):
         return None
     names: list[str] = []
     parts: list[tuple[str, np.ndarray]] = []
@@ -136,6 +139,8 @@ def _binary(layer: Layer, frame: pd.DataFrame, ids: np.ndarray | None) -> Payloa
         names.append(layer.key)
         parts.append((">i8", np.asarray(ids, dtype="int64")))
     for field in layer.fields:
+        if field.name not in frame.columns:
+            continue
         column = frame[field.name]
         null = column.isna().to_numpy()
         if len(column) and null.all():

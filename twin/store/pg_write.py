@@ -177,6 +177,30 @@ def update(conn: sa.Connection, layer: Layer, feature_id: int, changes: Mapping[
     return conn.execute(sa.update(table).where(key == feature_id).values(values)).rowcount > 0
 
 
+def update_many(conn: sa.Connection, layer: Layer, frame: pd.DataFrame) -> int:
+    """Apply a normalized frame of changes (fields only, indexed by id); returns the rows updated.
+
+    The changes are COPYed into a temporary table, then one ``UPDATE … FROM`` joins it on the key.
+    """
+    names = [name for name in frame.columns if layer.has_field(name)]
+    if not names or frame.empty:
+        return 0
+    staging = f"twin_update_{layer.id}"
+    raw = pg_copy.driver_connection(conn)
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in [layer.key, *names])
+    raw.execute(sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA")
+                .format(sql.Identifier(staging), columns, sql.Identifier(layer.id)))
+    payload = pg_copy.encode(layer, frame[names], frame.index.to_numpy(dtype="int64"))
+    pg_copy.copy_in(conn, staging, payload)  # columns null in every row are left out: NULL in staging too
+    assignments = sql.SQL(", ").join(sql.SQL("{c} = s.{c}").format(c=sql.Identifier(c)) for c in names)
+    statement = sql.SQL("UPDATE {target} t SET {assignments} FROM {staging} s WHERE t.{key} = s.{key}").format(
+        target=sql.Identifier(layer.id), assignments=assignments, staging=sql.Identifier(staging),
+        key=sql.Identifier(layer.key))
+    with raw.cursor() as cursor:
+        cursor.execute(statement)
+        return int(cursor.rowcount)
+
+
 def delete(conn: sa.Connection, layer: Layer, ids: list[int]) -> int:
     """Delete rows by id; returns how many there were."""
     table = table_of(layer)

@@ -46,6 +46,7 @@ from twin.store.base import (
     known_layer,
     nearest_count,
     spatial_layer,
+    update_frame,
 )
 from twin.store.pg_engine import PostGISSettings, create_engine, translated
 from twin.store.pg_schema import GEOMETRY_COLUMN, PARTITIONED, partition_name
@@ -311,6 +312,21 @@ class PostGISStore(Store):
                 raise NotFound(f"{layer_id} has no feature with id {feature_id}")
             if changes:
                 pg_write.bump_version(conn, layer)
+
+    def update_many(self, layer_id: str, frame: pd.DataFrame) -> int:
+        """Validate and apply one row of changes per feature in one transaction (COPY, then one UPDATE … FROM)."""
+        layer = known_layer(layer_id)
+        frame = update_frame(layer, frame)
+        if frame.empty:
+            return 0
+        key = PARTITIONED.get(layer.id)
+        if key is not None and key in frame.columns:
+            self._prepare_partitions(layer, frame)
+        with self._writing(layer, len(frame)) as conn:
+            updated = pg_write.update_many(conn, layer, frame)
+            if updated:
+                pg_write.bump_version(conn, layer)
+        return updated
 
     def delete(self, layer_id: str, ids: Sequence[int]) -> int:
         """Delete features by id in one transaction; returns how many were deleted (unknown ids are skipped)."""
