@@ -15,7 +15,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.features import queryables
-from layers import LAYERS
+from api.routes.tiles import TMS_ID
+from layers import LAYERS, RASTERS
 from twin.cql2.ast import GEOMETRY_PROPERTY
 
 OPENAPI_VERSION = "3.0.3"
@@ -32,9 +33,53 @@ def openapi_30(app: FastAPI) -> dict[str, Any]:
     cached: dict[str, Any] | None = getattr(app.state, "openapi_30", None)
     if cached is None:
         cached = downgrade(app.openapi())
+        add_exception_responses(cached)
+        add_path_enums(cached)
         add_collection_paths(cached)
         app.state.openapi_30 = cached
     return cached
+
+
+EXCEPTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "description"],
+    "properties": {"code": {"type": "string"}, "description": {"type": "string"}, "status": {"type": "integer"}},
+}
+
+
+def add_exception_responses(doc: dict[str, Any]) -> None:
+    """Document every error as what the service sends (``api.errors``): an OGC exception body.
+
+    FastAPI's generated ``422`` describes its own validation body, which the service never sends (bad parameters
+    are ``400``, invalid writes ``422``, both as exception bodies); it is replaced, and a ``default`` response
+    stands for the other error statuses.
+    """
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas["exception"] = EXCEPTION_SCHEMA
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    error = {"description": "An OGC API exception", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/exception"}}}}
+    for path_item in doc.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "422" in responses:
+                responses["422"] = {**error, "description": "Invalid request body"}
+            responses.setdefault("default", error)
+
+
+def add_path_enums(doc: dict[str, Any]) -> None:
+    """List the values a path's identifier may take (collections, rasters, tile matrix sets); others are ``404``."""
+    values = {"collection_id": [layer.id for layer in LAYERS], "raster_id": [raster.id for raster in RASTERS],
+              "tms_id": [TMS_ID]}
+    for path_item in doc.get("paths", {}).values():
+        for operation in path_item.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else ():
+                if parameter.get("in") == "path" and parameter.get("name") in values:
+                    parameter["schema"] = {**parameter.get("schema", {}), "type": "string",
+                                           "enum": values[parameter["name"]]}
 
 
 def add_collection_paths(doc: dict[str, Any]) -> None:

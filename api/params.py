@@ -84,7 +84,10 @@ def bbox_param(
         values = [values[1], values[0], values[3], values[2]]
     if values[0] > values[2] or values[1] > values[3]:
         raise InvalidQuery(f"bbox corners must be lower-left then upper-right, got {bbox!r}")
-    return BBox(*transform_bbox(values, ref, WGS84))
+    try:
+        return BBox(*transform_bbox(values, ref, WGS84))
+    except OverflowError:
+        raise InvalidQuery(f"bbox {bbox!r} lies outside the area of {ref.uri}") from None
 
 
 BBoxDep = Annotated[BBox | None, Depends(bbox_param)]
@@ -191,11 +194,15 @@ def _to_lonlat(geometry: BaseGeometry, ref: CrsRef) -> BaseGeometry:
         return geometry
     minx, miny, maxx, maxy = geometry.bounds
     span = max(maxx - minx, maxy - miny)
-    if span > 0 and not isinstance(geometry, shapely.Point | shapely.MultiPoint):
-        geometry = shapely.segmentize(geometry, span / 64)  # curved edge images in the target CRS
-    result = transform_geometry(geometry, ref, WGS84)
+    outside = InvalidQuery(f"a filter geometry lies outside the area of {ref.uri}")
+    try:
+        if span > 0 and not isinstance(geometry, shapely.Point | shapely.MultiPoint):
+            geometry = shapely.segmentize(geometry, span / 64)  # curved edge images in the target CRS
+        result = transform_geometry(geometry, ref, WGS84)
+    except (OverflowError, shapely.errors.GEOSException):  # coordinates far beyond the CRS (1e300 m in EPSG:3857)
+        raise outside from None
     if not np.isfinite(shapely.get_coordinates(result)).all():
-        raise InvalidQuery(f"a filter geometry lies outside the area of {ref.uri}")
+        raise outside
     return result
 
 

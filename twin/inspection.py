@@ -18,11 +18,11 @@ import pandas as pd
 import shapely
 from shapely.geometry import Point
 
-from twin.crs import metric_distance_m
+from twin.crs import metric_distance_m, to_metric
 from twin.errors import InvalidQuery, NotFound, ValidationFailed
 from twin.firecode import FireCodeRules, check_building
 from twin.records import json_records
-from twin.store.base import FeatureQuery, Filter, Op, Sort, Store
+from twin.store.base import MAX_ROWS, FeatureQuery, Filter, Op, Sort, Store
 
 OPEN_ALARMS = ("open", "acknowledged")
 FACILITY_COLUMNS = ("code", "type", "status", "last_inspected", "next_inspection")
@@ -140,7 +140,10 @@ def nearest_facilities(store: Store, *, building_id: int | None = None, lon: flo
         raise InvalidQuery("give a building or a lon/lat point")
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise InvalidQuery(f"lon/lat out of range: {lon}, {lat}")
-    return store.nearest("fire_facilities", Point(lon, lat), k, filters)
+    origin = Point(lon, lat)
+    if not np.isfinite(shapely.get_coordinates(to_metric([origin]))).all():
+        raise InvalidQuery(f"lon/lat {lon}, {lat} lies outside the area where EPSG:4547 measures distances")
+    return store.nearest("fire_facilities", origin, k, filters)
 
 
 #: The layers a grid summary reads; a write to any of them changes the summary.
@@ -240,4 +243,6 @@ def update_facility(store: Store, facility_id: int, changes: dict[str, Any]) -> 
                                field=unknown[0])
     if not changes:
         raise ValidationFailed("nothing to change")
+    if not 0 <= facility_id <= MAX_ROWS:  # beyond the stores' 64-bit keys: there is no such row
+        raise NotFound(f"fire_facilities has no feature with id {facility_id}")
     store.update("fire_facilities", facility_id, changes)

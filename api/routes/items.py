@@ -113,7 +113,7 @@ def item(request: Request, feature_id: str, store: StoreDep, layer: LayerDep, fm
     unknown = set(request.query_params) - {"f", "crs"}
     if unknown:
         raise InvalidQuery(f"unknown query parameter(s) {', '.join(sorted(unknown))} for a single feature")
-    if not feature_id.isdecimal():
+    if not (feature_id.isascii() and feature_id.isdecimal()):
         raise NotFound(f"{layer.id} has no feature with id {feature_id!r}")
     frame = store.get(layer.id, int(feature_id))
     root = base_url(request)

@@ -72,7 +72,9 @@ def raster(request: Request, store: StoreDep, role: RoleDep, raster_id: str) -> 
     return JSONResponse(_describe(request, store, _raster(raster_id, role)))
 
 
-@router.get("/rasters/{raster_id}/tiles/{tms_id}/{z}/{y}/{x}.png", summary="A raster tile", response_class=Response)
+@router.get("/rasters/{raster_id}/tiles/{tms_id}/{z}/{y}/{x}.png", summary="A raster tile", response_class=Response,
+            responses={200: {"description": "A PNG tile", "content": {PNG: {}}},
+                       304: {"description": "Unchanged since the ETag in If-None-Match"}})
 def raster_tile(
     request: Request,
     store: StoreDep,

@@ -57,6 +57,9 @@ from twin.errors import InvalidQuery
 
 #: The name of the geometry property of a spatial layer.
 GEOMETRY_PROPERTY = "geometry"
+#: The deepest nesting of parentheses, ``not``, arrays and objects a filter may have (a deeper one is a syntax
+#: error: the parsers and every pass over the tree recurse once per level).
+MAX_NESTING = 100
 
 Value: TypeAlias = str | int | float | bool | dt.date | dt.datetime
 

@@ -26,12 +26,36 @@ _GEOJSON_TYPES = {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineStri
 
 def parse(document: str | bytes | dict[str, Any] | bool) -> ast.Expr:
     """Read a CQL2 JSON filter (text or decoded) into an expression."""
+    too_deep = f"the filter nests deeper than {_MAX_CONTAINERS} arrays and objects"
     if isinstance(document, str | bytes):
         try:
             document = json.loads(document)
         except json.JSONDecodeError as err:
             raise ast.CqlSyntaxError(f"not JSON: {err.msg}", err.pos + 1) from None
+        except RecursionError:
+            raise ast.CqlSyntaxError(too_deep, "/") from None
+    if _depth(document) > _MAX_CONTAINERS:
+        raise ast.CqlSyntaxError(too_deep, "/")
     return _expr(document, "")
+
+
+#: Each level of the expression tree is an object and its ``args`` array.
+_MAX_CONTAINERS = 2 * ast.MAX_NESTING + 8  # and room for GeoJSON coordinates
+
+
+def _depth(document: object) -> int:
+    """How deeply arrays and objects nest in a decoded JSON document (without recursing)."""
+    deepest = 0
+    stack = [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level <= _MAX_CONTAINERS:
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _fail(message: str, pointer: str) -> ast.CqlSyntaxError:

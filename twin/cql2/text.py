@@ -16,7 +16,8 @@ And(args=(Comparison(op=<CompOp.GT: '>'>, left=Property(name='height_m'), right=
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -82,6 +83,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]):
         self.tokens = tokens
         self.index = 0
+        self.depth = 0
 
     # -- token helpers ---------------------------------------------------------------------------------------
 
@@ -114,6 +116,17 @@ class _Parser:
             return True
         return False
 
+    @contextmanager
+    def nesting(self) -> Iterator[None]:
+        """One more level of parentheses, NOT or GEOMETRYCOLLECTION; too many is a syntax error, not a crash."""
+        if self.depth >= ast.MAX_NESTING:
+            raise self.error(f"the filter nests deeper than {ast.MAX_NESTING} levels")
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
     def is_call(self, names: Collection[str]) -> bool:
         return self.token.word in names and self.peek().text == "("
 
@@ -139,14 +152,16 @@ class _Parser:
 
     def not_expr(self) -> ast.Expr:
         if self.accept("NOT"):
-            return ast.Not(self.not_expr())
+            with self.nesting():
+                return ast.Not(self.not_expr())
         return self.primary()
 
     def primary(self) -> ast.Expr:
         token = self.token
         if token.text == "(":
             self.advance()
-            expr = self.or_expr()
+            with self.nesting():
+                expr = self.or_expr()
             self.expect(")")
             return expr
         if self.is_call(_SPATIAL):
@@ -317,10 +332,11 @@ class _Parser:
             raise self.error("empty geometries are not supported")
         if kind == "GEOMETRYCOLLECTION":
             self.expect("(")
-            members = [self.wkt_member()]
-            while self.token.text == ",":
-                self.advance()
-                members.append(self.wkt_member())
+            with self.nesting():
+                members = [self.wkt_member()]
+                while self.token.text == ",":
+                    self.advance()
+                    members.append(self.wkt_member())
             self.expect(")")
             return kind, members
         depth = {"POINT": 0, "LINESTRING": 1, "POLYGON": 2, "MULTIPOINT": 1, "MULTILINESTRING": 2,

@@ -130,6 +130,10 @@ class TimeRange:
             raise InvalidQuery("time interval start is after its end")
 
 
+#: The largest ``limit`` or ``offset`` a store takes: both stores' SQL integers are signed 64-bit.
+MAX_ROWS = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class FeatureQuery:
     """What to read from a layer: spatial and attribute filters, order, paging and the properties to return."""
@@ -151,6 +155,9 @@ class FeatureQuery:
             raise InvalidQuery("limit must not be negative")
         if self.offset < 0:
             raise InvalidQuery("offset must not be negative")
+        for name, value in (("limit", self.limit), ("offset", self.offset)):
+            if value is not None and value > MAX_ROWS:
+                raise InvalidQuery(f"{name} must be at most {MAX_ROWS}")
 
 
 @dataclass(frozen=True)
