@@ -222,6 +222,9 @@ def test_reading_history_is_downsampled(live: Live) -> None:
         assert hourly["points"][0]["min"] == 0 and hourly["points"][0]["max"] == 9
         assert client.get(f"/sensors/{sensor}/readings", params={"bucket": "soon"}).status_code == 400
         assert client.get("/sensors/99999999/readings").status_code == 404
+        for far in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"):
+            response = client.get(f"/sensors/{sensor}/readings", params={"start": far, "end": far})
+            assert response.status_code == 400 and "outside" in response.json()["description"], response.text
 
 
 def test_readings_update_the_sensor_rows_the_tiles_draw(live: Live) -> None:

@@ -77,6 +77,11 @@ def buckets(ts_ms: np.ndarray, values: np.ndarray, start_ms: int, bucket_ms: int
             for t, lo, hi, mu, n in zip(times, mins, maxs, means, counts, strict=True)]
 
 
+#: The range a history may ask for: readings are kept to the millisecond since the Unix epoch.
+EARLIEST = pd.Timestamp("1970-01-01T00:00:00Z")
+LATEST = pd.Timestamp("2200-01-01T00:00:00Z")
+
+
 def sensor_history(store: Store, sensor_id: int, *, start: datetime | None = None, end: datetime | None = None,
                    bucket_s: float | None = None, max_points: int = 2000) -> History:
     """Readings of ``sensor_id`` in ``[start, end]`` (default: the 24 hours up to now).
@@ -89,6 +94,9 @@ def sensor_history(store: Store, sensor_id: int, *, start: datetime | None = Non
         end = pd.Timestamp.now(tz="UTC").to_pydatetime()
     if start is None:
         start = end - timedelta(days=1)
+    for name, bound in (("start", start), ("end", end)):
+        if not EARLIEST <= pd.Timestamp(bound) <= LATEST:
+            raise InvalidQuery(f"{name} {pd.Timestamp(bound).isoformat()} is outside {EARLIEST.year}–{LATEST.year}")
     time_range = TimeRange(start, end)
     frame = store.query("readings", FeatureQuery(filters=(Filter("sensor_id", Op.EQ, sensor_id),),
                                                  time=time_range, sort=(Sort("ts"),), properties=("ts", "value")))
