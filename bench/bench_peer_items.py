@@ -138,8 +138,8 @@ def main() -> None:
                 for peer in theirs:
                     print(ratio_line(totals[f"{ours} limit={limit}"], peer))
     if args.diagnose:
-        print("where the twin's time goes (in-process, one call at a time; numberMatched on this 1,000,000-row "
-              "layer is a sampled estimate, the exact count is what pygeoapi and tipg do):")
+        print("where the twin's time goes (in-process, one call at a time; numberMatched is counted exactly up to "
+              "the exact-count limit, then estimated; pygeoapi and tipg always count exactly):")
         where_the_time_goes(gpkg, url, boxes[: args.diagnose + 1])
 
 
