@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from layers import Layer, Role
 from twin.auth import ANONYMOUS, Principal, authenticate
@@ -13,8 +14,8 @@ from twin.settings import Settings
 from twin.store.base import Store, known_layer
 
 
-def get_store(request: Request) -> Store:
-    """The store opened by the app's lifespan."""
+async def get_store(request: Request) -> Store:
+    """The store opened by the app's lifespan (``async``: resolved without a thread hop)."""
     store: Store = request.app.state.store
     return store
 
@@ -29,23 +30,26 @@ StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def current_principal(request: Request, store: StoreDep) -> Principal:
-    """The caller, from ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; anonymous callers are ``public``."""
+async def current_principal(request: Request, store: StoreDep) -> Principal:
+    """The caller, from ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; anonymous callers are ``public``.
+
+    A key is looked up in the store on a worker thread; an anonymous call needs no thread hop.
+    """
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("use 'Authorization: Bearer KEY' (or the X-API-Key header)")
-        return authenticate(store, token.strip())
+        return await run_in_threadpool(authenticate, store, token.strip())
     key = request.headers.get("x-api-key")
-    return ANONYMOUS if key is None else authenticate(store, key.strip())
+    return ANONYMOUS if key is None else await run_in_threadpool(authenticate, store, key.strip())
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def current_role(principal: PrincipalDep) -> Role:
-    """The caller's role."""
+async def current_role(principal: PrincipalDep) -> Role:
+    """The caller's role (``async``: resolved without a thread hop)."""
     return principal.role
 
 

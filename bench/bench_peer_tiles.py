@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_tiles import tile_pool
 from bench.load import Pass, Server, drive, load_average, ratio_line
-from bench.peers import bench_database, ensure_peers, shenzhen_gpkg, tipg_server, twin_server
+from bench.peers import FAIRNESS, bench_database, ensure_peers, shenzhen_gpkg, tipg_server, twin_server
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 
@@ -77,6 +77,7 @@ def main() -> None:
     warm = warmup_tiles(pool)
     print(f"{len(pool)} distinct building tiles z14–z16 over the core, {args.clients} concurrent clients, "
           f"{args.rounds} rounds; load at start {load_average()}")
+    print(f"{FAIRNESS}; tipg with its asyncpg pool, the twin with its SQLAlchemy pool and thread pool")
     servers = [("tipg", lambda: tipg_server(url), tipg_paths, False),
                ("twin-postgis", lambda: twin_server("twin-postgis", url), twin_paths, True)]
     if not args.skip_gpkg:

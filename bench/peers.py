@@ -3,8 +3,10 @@
 The peers live in venvs of their own under bench/out/peers/ (``scripts/ensure_peers.sh``), never in the project's
 .venv. The 1,000,000-building Shenzhen-scale set is built once into bench/out/shenzhen.gpkg and its buildings are
 loaded once into the PostGIS database ``twin_bench`` on the local server (reused while its row count matches).
-Every server is one process with one uvicorn worker, on a free port of 127.0.0.1.
+Every server is one process with one uvicorn worker, on a free port of 127.0.0.1, logging warnings only (no
+per-request access log). The twin answers tiles from a thread pool (sync FastAPI routes); the peers are asyncio apps.
 """
+
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ PEERS = OUT / "peers"
 HOST, PORT, USER = os.environ.get("PGHOST", "127.0.0.1"), os.environ.get("PGPORT", "5432"), "postgres"
 DATABASE = "twin_bench"
 BENCH_URL = f"postgresql+psycopg://{USER}@{HOST}:{PORT}/{DATABASE}"
+#: How the servers are run, printed by the benchmarks beside their figures.
+FAIRNESS = "every server: 1 process, 1 uvicorn worker, --log-level warning, 127.0.0.1"
 
 
 def ensure_peers() -> None:
@@ -85,7 +89,8 @@ def bench_database(gpkg: Path) -> str:
 
 def twin_server(name: str, store: str) -> Server:
     """``twin serve --store`` (a GeoPackage path or a PostGIS URL); rasters from bench/out."""
-    return Server(name, [sys.executable, "-m", "twin.cli", "serve", "--store", store, "--port", "{port}"],
+    return Server(name, [sys.executable, "-m", "twin.cli", "serve", "--store", store, "--port", "{port}",
+                         "--log-level", "warning"],
                   env={"TWIN_SAMPLE_DIR": str(OUT)}, ready_path="/health", cwd=ROOT)
 
 

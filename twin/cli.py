@@ -69,6 +69,7 @@ def serve(
     store: StoreOption = None,
     host: Annotated[str | None, typer.Option(help="interface to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level (info logs every request)")] = "info",
 ) -> None:
     """Serve the twin's API (the sample twin unless a store is given)."""
     import uvicorn
@@ -89,7 +90,7 @@ def serve(
     opened = _open(store)
     app_ = create_app(settings, store=opened)
     try:
-        uvicorn.run(app_, host=host or settings.api.host, port=port or settings.api.port, log_level="info")
+        uvicorn.run(app_, host=host or settings.api.host, port=port or settings.api.port, log_level=log_level)
     finally:
         opened.close()
 

@@ -21,6 +21,13 @@ from twin.tiles.style import maplibre_style
 router = APIRouter(tags=["tiles"])
 
 MVT = "application/vnd.mapbox-vector-tile"
+STYLE = "application/vnd.mapbox.style+json"
+#: What a vector tile request answers besides errors: the tile, an empty tile, or "unchanged" for a known ETag.
+TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A Mapbox Vector Tile", "content": {MVT: {}}},
+    204: {"description": "The tile is empty"},
+    304: {"description": "Unchanged since the ETag in If-None-Match"},
+}
 TMS_ID = "WebMercatorQuad"
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
 CENTER = (114.0239, 22.6119)  # 深圳北站
@@ -29,10 +36,13 @@ _TMS = morecantile.tms.get(TMS_ID)
 Z = Annotated[int, Path(ge=0, le=24, description="tile matrix (zoom)")]
 Row = Annotated[int, Path(ge=0, description="tile row (y)")]
 Col = Annotated[int, Path(ge=0, description="tile column (x)")]
+#: zlib level of gzipped tiles. On the 1,000,000-building set's z14–z16 tiles (30.8 KiB raw): level 1 takes
+#: 0.32 ms a tile for 40.5 % of the raw size, level 3 0.43 ms for 39.2 %, level 6 0.84 ms for 37.2 %.
+GZIP_LEVEL = 1
 
 
-def tile_cache(request: Request) -> TileCache:
-    """The app's tile cache (one per process)."""
+async def tile_cache(request: Request) -> TileCache:
+    """The app's tile cache (one per process); ``async`` so that FastAPI resolves it without a thread hop."""
     cache = getattr(request.app.state, "tile_cache", None)
     if cache is None:
         cache = request.app.state.tile_cache = TileCache()
@@ -71,34 +81,43 @@ def accepts_gzip(request: Request) -> bool:
     return False
 
 
+def gzip_tile(data: bytes) -> bytes:
+    """``data`` gzip-compressed at ``GZIP_LEVEL`` (no timestamp, so equal tiles give equal bytes)."""
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+
+
 def tile_response(request: Request, store: Store, cache: TileCache, layers: tuple[Layer, ...],
                   z: int, y: int, x: int) -> Response:
     """The MVT for ``layers`` at z/y/x, with an ETag over the layers' change counters (``304`` when unchanged).
 
-    A client that accepts gzip gets the tile gzip-compressed (``Content-Encoding: gzip``, as tile servers usually
-    send MVT; browsers, MapLibre and GDAL decode it), compressed once and cached; each encoding has its own ETag.
+    The versions and the tile come from one :meth:`~twin.store.base.Store.tile_reader` (one database connection
+    on PostGIS), versions first. A client that accepts gzip gets the tile gzip-compressed (``Content-Encoding:
+    gzip``, as tile servers usually send MVT; browsers, MapLibre and GDAL decode it), compressed once at level
+    ``GZIP_LEVEL`` and cached; each encoding has its own ETag.
     """
     ids = tuple(layer.id for layer in layers)
     tile = TileRequest(ids, z, x, y)  # validates the matrix limits
-    versions = tuple(store.layer_version(layer_id) for layer_id in ids)
-    key = (ids, versions, z, x, y)
-    digest = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
     compressed = accepts_gzip(request)
-    etag = f'"{digest}-gz"' if compressed else f'"{digest}"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Authorization, X-API-Key, Accept-Encoding"}
-    if digest in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    data = cache.get(key)
-    if data is None:
-        data = store.tile(tile)
-        cache.put(key, data)
+    with store.tile_reader() as reader:
+        versions = reader.versions(ids)
+        key = (ids, versions, z, x, y)
+        digest = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
+        etag = f'"{digest}-gz"' if compressed else f'"{digest}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Authorization, X-API-Key, Accept-Encoding"}
+        if digest in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        packed = cache.get((*key, "gzip")) if compressed else None
+        if packed is not None:
+            return Response(packed, media_type=MVT, headers={**headers, "Content-Encoding": "gzip"})
+        data = cache.get(key)
+        if data is None:
+            data = reader.tile(tile)
+            cache.put(key, data)
     if not data:
         return Response(status_code=204, headers=headers)
     if compressed:
-        packed = cache.get((*key, "gzip"))
-        if packed is None:
-            packed = gzip.compress(data, compresslevel=6, mtime=0)
-            cache.put((*key, "gzip"), packed)
+        packed = gzip_tile(data)
+        cache.put((*key, "gzip"), packed)
         return Response(packed, media_type=MVT, headers={**headers, "Content-Encoding": "gzip"})
     return Response(data, media_type=MVT, headers=headers)
 
@@ -172,7 +191,8 @@ def _chosen(collections: str | None, role: Role) -> tuple[Layer, ...]:
     return _tile_layers(ids, role)
 
 
-@router.get("/tiles/{tms_id}/{z}/{y}/{x}", summary="A tile of several collections", response_class=Response)
+@router.get("/tiles/{tms_id}/{z}/{y}/{x}", summary="A tile of several collections", response_class=Response,
+            responses=TILE_RESPONSES)
 def dataset_tile(request: Request, store: StoreDep, cache: CacheDep, role: RoleDep, tms_id: str, z: Z, y: Row,
                  x: Col, collections: Collections = None) -> Response:
     """One MVT holding several collections (``?collections=buildings,grids,sensors``)."""
@@ -216,7 +236,7 @@ def collection_tilejson(request: Request, store: StoreDep, role: RoleDep, collec
 
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}", summary="A tile of a collection",
-            response_class=Response)
+            response_class=Response, responses=TILE_RESPONSES)
 def collection_tile(request: Request, store: StoreDep, cache: CacheDep, role: RoleDep, collection_id: str,
                     tms_id: str, z: Z, y: Row, x: Col) -> Response:
     """One MVT of one collection."""
@@ -230,11 +250,12 @@ def styles(request: Request, role: RoleDep) -> JSONResponse:
     root = base_url(request)
     ids = ["twin"] + [layer.id for layer in _public_spatial(role)]
     return JSONResponse({"styles": [{"id": i, "links": [link(f"{root}/styles/{i}", "stylesheet",
-                                                             "application/vnd.mapbox.style+json", i)]}
+                                                             STYLE, i)]}
                                     for i in ids]})
 
 
-@router.get("/styles/{style_id}", summary="A MapLibre style")
+@router.get("/styles/{style_id}", summary="A MapLibre style", response_class=JSONResponse,
+            responses={200: {"content": {STYLE: {}}}})
 def style(request: Request, role: RoleDep, style_id: str) -> JSONResponse:
     """A MapLibre style drawing the twin (``twin``) or one collection from the service's own tiles."""
     root = base_url(request)
@@ -247,4 +268,4 @@ def style(request: Request, role: RoleDep, style_id: str) -> JSONResponse:
         url = f"{root}/collections/{style_id}/tiles/{TMS_ID}/tilejson.json"
         name = f"{layers[0].title_zh} {layers[0].title_en}"
     document = maplibre_style(name, layers, url, center=CENTER)
-    return JSONResponse(document, media_type="application/vnd.mapbox.style+json")
+    return JSONResponse(document, media_type=STYLE)

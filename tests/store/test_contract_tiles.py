@@ -84,3 +84,20 @@ def test_tables_have_no_tiles(store) -> None:
 def test_tile_outside_the_matrix_is_rejected(z: int, x: int, y: int) -> None:
     with pytest.raises(InvalidQuery):
         TileRequest(("buildings",), z, x, y)
+
+
+def test_tile_reader_gives_the_versions_and_the_tile(store) -> None:
+    z, x, y = _tile(16)
+    request = TileRequest(("buildings", "grids"), z, x, y)
+    with store.tile_reader() as reader:
+        versions = reader.versions(("buildings", "grids"))
+        data = reader.tile(request)
+    assert versions == (store.layer_version("buildings"), store.layer_version("grids"))
+    assert data == store.tile(request)
+    target = int(_decode(data)["buildings"]["features"][0]["id"])
+    store.update("buildings", target, {"height_m": 77.25})
+    with store.tile_reader() as reader:  # no staleness: the next reader sees the write at once
+        after = reader.versions(("buildings", "grids"))
+        changed = {f["id"]: f for f in _decode(reader.tile(request))["buildings"]["features"]}
+    assert after[0] > versions[0] and after[1] == versions[1]
+    assert changed[target]["properties"]["height_m"] == pytest.approx(77.25)

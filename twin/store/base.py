@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -405,6 +406,14 @@ class Store(ABC):
         others' caches.
         """
 
+    @contextmanager
+    def tile_reader(self) -> Iterator[TileReader]:
+        """A reader of layer versions and tiles; a store may serve both from one connection (PostGIS does).
+
+        Read the versions first, then the tile: the tile is then at least as new as the versions it is keyed on.
+        """
+        yield TileReader(self)
+
     @abstractmethod
     def raster_path(self, raster_id: str) -> Path:
         """Path of the raster's Cloud-Optimized GeoTIFF; ``NotFound`` for an unknown or missing raster."""
@@ -418,6 +427,21 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class TileReader:
+    """Versions and tiles read through the store's ordinary methods (the default :meth:`Store.tile_reader`)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def versions(self, layer_ids: Sequence[str]) -> tuple[int, ...]:
+        """The layers' change counters (:meth:`Store.layer_version`), in order."""
+        return tuple(self.store.layer_version(layer_id) for layer_id in layer_ids)
+
+    def tile(self, request: TileRequest) -> bytes:
+        """The tile (:meth:`Store.tile`)."""
+        return self.store.tile(request)
 
 
 def empty_frame(layer: Layer, extra: Mapping[str, str] | None = None) -> gpd.GeoDataFrame | pd.DataFrame:

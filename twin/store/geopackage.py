@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,13 @@ from shapely.geometry.base import BaseGeometry
 
 from layers import Layer, get_raster
 from twin.errors import Conflict, Forbidden, InvalidQuery, NotFound, Unavailable, ValidationFailed
-from twin.store import gpkg_geometry, gpkg_read, gpkg_write
+from twin.store import gpkg_geometry, gpkg_read, gpkg_tiles, gpkg_write
 from twin.store.base import (
     BBox,
     FeatureQuery,
     Filter,
     Store,
+    TileReader,
     TileRequest,
     as_feature_id,
     check_query,
@@ -49,7 +51,7 @@ from twin.store.base import (
     update_frame,
 )
 from twin.store.gpkg_schema import check_schema, create_schema, quote, upgrade_schema
-from twin.tiles.build import build_tile
+from twin.tiles.build import build_tile_from
 from twin.validate import has_ids, normalize_changes, normalize_frame
 
 #: How long a writer waits for another process's write lock before giving up (seconds).
@@ -309,8 +311,15 @@ class GeoPackageStore(Store):
             return gpkg_write.append(conn, layer, frame)
 
     def tile(self, request: TileRequest) -> bytes:
-        """A Mapbox Vector Tile built from R-tree queries and the vectorised encoder (:mod:`twin.tiles.build`)."""
-        return build_tile(self, request)
+        """A Mapbox Vector Tile from R-tree reads of raw rows (:mod:`gpkg_tiles`) and the vectorised encoder."""
+        with self._reading() as conn:
+            return build_tile_from(request, partial(gpkg_tiles.layer_rows, conn))
+
+    @contextmanager
+    def tile_reader(self) -> Iterator[TileReader]:
+        """Layer versions and tiles read in one read transaction (one snapshot)."""
+        with self._reading():
+            yield TileReader(self)
 
     def update(self, layer_id: str, feature_id: int, changes: Mapping[str, Any]) -> None:
         """Validate and apply ``changes`` to one feature (``NotFound`` for an unknown id)."""

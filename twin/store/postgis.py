@@ -37,6 +37,7 @@ from twin.store.base import (
     FeatureQuery,
     Filter,
     Store,
+    TileReader,
     TileRequest,
     as_feature_id,
     check_query,
@@ -240,13 +241,18 @@ class PostGISStore(Store):
 
     def tile(self, request: TileRequest) -> bytes:
         """A Mapbox Vector Tile built by ``ST_AsMVT``, one MVT layer per requested layer drawn at this zoom."""
-        layers = [spatial_layer(layer_id) for layer_id in dict.fromkeys(request.layer_ids)]
-        drawn = [layer for layer in layers if pg_tiles.drawn_at(layer, request.z)]
-        if not drawn:
-            return b""
+        with self.tile_reader() as reader:
+            return reader.tile(request)
+
+    @contextmanager
+    def tile_reader(self) -> Iterator[TileReader]:
+        """Layer versions and tiles read on one pooled connection (one checkout per tile request).
+
+        In autocommit mode: each read sees every write committed before it, and no transaction is opened and
+        rolled back around them.
+        """
         with self._reading() as conn:
-            data = conn.execute(pg_tiles.tile_statement(drawn, request)).scalar_one()
-        return bytes(data or b"")
+            yield pg_tiles.PgTileReader(self, conn.execution_options(isolation_level="AUTOCOMMIT"))
 
     def raster_path(self, raster_id: str) -> Path:
         """Path of the raster's COG in ``raster_dir``; ``NotFound`` for an unknown or missing raster."""

@@ -1,14 +1,19 @@
-"""Vector tiles from any store's feature queries, for stores that do not build tiles themselves (GeoPackage).
+"""Vector tiles for stores that do not build tiles themselves (GeoPackage), from their rows or feature queries.
 
-A tile is a straight line: the tile's bounds (plus buffer) in lon/lat → one bbox query per layer → Web Mercator →
-zoom-dependent thinning → the vectorised encoder.
+A tile is a straight line: the tile's bounds (plus buffer) in lon/lat → one bbox read per layer (:class:`LayerRows`:
+ids, lon/lat geometries, tile-ready property columns) → Web Mercator → zoom-dependent thinning → the vectorised
+encoder. :func:`build_tile_from` takes any reader of rows (the GeoPackage store reads raw rows, no frame);
+:func:`build_tile` reads through ``Store.query`` and gives the same bytes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 
@@ -17,6 +22,7 @@ from twin.crs import WEB_MERCATOR, WGS84, transform_bbox, transform_geometries
 from twin.errors import InvalidQuery
 from twin.store.base import BBox, FeatureQuery, TileRequest, known_layer
 from twin.tiles.encoder import TileLayer, encode_tile, tile_bounds
+from twin.tiles.protobuf import Column
 
 if TYPE_CHECKING:
     from twin.store.base import Store
@@ -64,8 +70,40 @@ def _thin(geoms: np.ndarray, unit_m: float) -> np.ndarray:
     return points | (size >= unit_m / 2)
 
 
+@dataclass(frozen=True)
+class LayerRows:
+    """A layer's features in a tile's query box, in id order: ids, lon/lat geometries, tile property columns.
+
+    Property values are what the tile holds: numbers, booleans, text, dates and datetimes as ISO text (see
+    :func:`tile_properties`); ``None``/NaN for missing.
+    """
+
+    ids: npt.NDArray[np.int64]
+    geometries: npt.NDArray[np.object_]
+    properties: dict[str, Column]
+
+
+#: Reads ``layer``'s features intersecting the lon/lat box, the first ``limit`` by id.
+RowReader = Callable[[Layer, BBox, int], LayerRows]
+
+
+def frame_rows(layer: Layer, frame: pd.DataFrame) -> LayerRows:
+    """The rows of a frame returned by ``Store.query``."""
+    return LayerRows(frame.index.to_numpy(dtype="int64"), np.asarray(frame.geometry.values),
+                     tile_properties(layer, frame))
+
+
 def build_tile(store: Store, request: TileRequest) -> bytes:
     """Encode ``request`` from ``store.query``; see :meth:`twin.store.base.Store.tile` for the contract."""
+
+    def read(layer: Layer, box: BBox, limit: int) -> LayerRows:
+        return frame_rows(layer, store.query(layer.id, FeatureQuery(bbox=box, limit=limit)))
+
+    return build_tile_from(request, read)
+
+
+def build_tile_from(request: TileRequest, read: RowReader) -> bytes:
+    """Encode ``request`` from the rows ``read`` gives; see :meth:`twin.store.base.Store.tile` for the contract."""
     bounds = tile_bounds(request.z, request.x, request.y)
     unit_m = (bounds[2] - bounds[0]) / request.extent
     box = query_bbox(request)
@@ -76,17 +114,16 @@ def build_tile(store: Store, request: TileRequest) -> bytes:
             raise InvalidQuery(f"{layer_id!r} is a table without geometry; it has no tiles")
         if not visible_at(layer, request.z):
             continue
-        frame = store.query(layer_id, FeatureQuery(bbox=box, limit=request.max_features))
-        if frame.empty:
+        rows = read(layer, box, request.max_features)
+        if not len(rows.ids):
             continue
-        geoms = transform_geometries(np.asarray(frame.geometry.values), WGS84, WEB_MERCATOR)
+        geoms = transform_geometries(rows.geometries, WGS84, WEB_MERCATOR)
         keep = _thin(geoms, unit_m)
-        frame, geoms = frame[keep], geoms[keep]
         tile_layers.append(TileLayer(
             name=layer_id,
-            geometries=geoms,
-            ids=frame.index.to_numpy(dtype="uint64"),
-            properties=tile_properties(layer, frame),
+            geometries=geoms[keep],
+            ids=rows.ids[keep].astype("uint64"),
+            properties={name: column[keep] for name, column in rows.properties.items()},
         ))
     return encode_tile(tile_layers, bounds, extent=request.extent, buffer=request.buffer,
                        max_features=request.max_features)

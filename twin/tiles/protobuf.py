@@ -318,8 +318,11 @@ def _classify(uniques: Uniques) -> list[tuple[str, I64, npt.NDArray[np.generic]]
         return [(k, np.flatnonzero(m), values[m]) for k, m in (("int", ~big), ("uint", big)) if m.any()]
     if kind == "f":
         return [("float" if values.dtype == np.float32 else "double", every, values)]
-    if kind == "O" and pd.api.types.infer_dtype(values, skipna=True) == "string":
+    inferred = pd.api.types.infer_dtype(values, skipna=True) if kind == "O" else ""
+    if inferred == "string":
         return [("string", every, values)]
+    if inferred == "integer" and len(values) and values.min() >= -(2**63) and values.max() < 2**63:
+        return [("int", every, values.astype(np.int64))]  # integers as fetched from a database: one kind
     if kind != "O":  # numpy strings, dates and anything else: written as text
         return [("string", every, values.astype(str).astype(object))]
     kinds = np.array([_kind_of(v) for v in values])
