@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +51,12 @@ def sample_copy(sample_path: Path, tmp_path: Path) -> Iterator[Path]:
         if item.suffix in (".gpkg", ".tif"):
             shutil.copy2(item, tmp_path / item.name)
     yield tmp_path / sample_path.name
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium (one per session) for the tests that open pages (see ``tests/browser.py``)."""
+    from tests.browser import chromium
+
+    with chromium() as instance:
+        yield instance

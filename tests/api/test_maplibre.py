@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +18,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.browser import is_local
 from twin.errors import Unavailable
 from twin.render.offline import vendor_files
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (see pyproject dev deps)")
+pytest.importorskip("playwright.sync_api", reason="pip install playwright (see pyproject dev deps)")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 STATION = (114.0239, 22.6119)
 PAGE = "/__maplibre_client_test.html"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # git-ignored; screenshots to look at after a run
@@ -65,22 +60,6 @@ def _maplibre_files() -> tuple[str, str]:
             f"/static/vendor/{files['dist/maplibre-gl.css'].url_path}")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium with software WebGL; never a browser downloaded by ``playwright install``."""
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: run scripts/ensure_browser.sh (scripts/test.sh does)")
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
-def _is_local(url: str) -> bool:
-    parts = urllib.parse.urlsplit(url)
-    return parts.scheme in ("data", "blob", "about") or parts.hostname in LOCAL_HOSTS
-
-
 def test_maplibre_draws_the_twin_from_its_own_style_and_tiles(browser: Any, sample_server: str,
                                                               api_backend: str) -> None:
     js, css = _maplibre_files()
@@ -103,7 +82,7 @@ def test_maplibre_draws_the_twin_from_its_own_style_and_tiles(browser: Any, samp
         assert errors == [], errors
         assert console_errors == [], console_errors
         # every request stayed on this machine, and tiles came from the twin (gzip-compressed: the browser asks)
-        assert [url for url in requested if not _is_local(url)] == []
+        assert [url for url in requested if not is_local(url)] == []
         assert any(url.startswith(f"{sample_server}/styles/twin") for url in requested)
         assert any("tilejson.json" in url for url in requested)
         assert tiles and all(status in (200, 204) for status, _ in tiles), tiles

@@ -6,10 +6,10 @@ on uncaught exceptions. Screenshots are kept in ``tests/artifacts/`` (git-ignore
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import shutil
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,19 +20,15 @@ import pytest
 
 from api.main import create_app
 from tests.api.conftest import LiveServer
+from tests.browser import is_local
 from twin.auth import create_key
 from twin.settings import Settings
 from twin.store.base import FeatureQuery, Filter, Op
 from twin.store.geopackage import GeoPackageStore
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (see pyproject dev deps)")
+pytest.importorskip("playwright.sync_api", reason="pip install playwright (see pyproject dev deps)")
 
-CHROMIUM = Path("/usr/bin/chromium")
-#: How the screens are driven: Debian's Chromium, software WebGL, no network chatter of its own.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 VIEWPORT = {"width": 1280, "height": 800}
 READY_TIMEOUT_S = 90.0
 
@@ -58,27 +54,6 @@ def screen_server(sample_path: Path, tmp_path_factory: pytest.TempPathFactory) -
     with LiveServer(create_app(Settings(), store=store)) as live:
         yield ScreenServer(live.url, store, keys)
     store.close()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium; never a browser downloaded by ``playwright install``."""
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: run scripts/ensure_browser.sh (scripts/test.sh does)")
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
-def is_local(url: str) -> bool:
-    """True for URLs served by this machine (and inline ``data:``/``blob:`` ones)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme in ("data", "blob", "about"):
-        return True
-    if parts.scheme == "file":
-        return True
-    return parts.hostname in LOCAL_HOSTS or parts.hostname == "localhost"
 
 
 @dataclass
@@ -186,3 +161,33 @@ def orange(pixel: np.ndarray) -> bool:
     """True for the pre-alarm/fire colours (red well above blue), false for the normal blue-grey."""
     r, _g, b = (int(v) for v in pixel)
     return r > b + 60 and r > 120
+
+
+def assert_recoloured_within_two_seconds(screen: Screen, store: GeoPackageStore, send: Callable[[int, str], str],
+                                         name: str) -> int:
+    """Send a smoke reading for a tower in plain view and require its pre-alarm colour drawn within 2 s.
+
+    The screen is first brought to rest (first frame, alarm stream, deferred tiles). ``send(sensor, ts)`` delivers the
+    reading and returns a note for the failure message; the clock starts before it. Screenshots before and after are
+    kept as ``NAME-before`` and ``NAME-after``. Returns the sensor the reading was for.
+    """
+    screen.wait_ready()
+    screen.wait_for("window.twinScreen.streaming", 30, "the alarm stream")
+    screen.wait_for("window.twinScreen.complete", 60, "the deferred layers")
+    building, sensor, x, y = visible_normal_tower(store, screen)
+    before = screen.screenshot(f"{name}-before")
+    assert not orange(before[int(y), int(x)]), before[int(y), int(x)]
+
+    ts = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    sent = time.monotonic()
+    note = send(sensor, ts)
+    screen.wait_for(f"window.twinScreen.stateOf({building}) === 'pre_alarm' && "
+                    "window.twinScreen.renderedVersion >= window.twinScreen.stateVersion()", 10,
+                    "the pre-alarm colour drawn")
+    took = time.monotonic() - sent
+    on_page = screen.js("window.twinScreen.renderedAt - window.twinScreen.lastEventAt") / 1000
+    after = screen.screenshot(f"{name}-after")
+    assert orange(after[int(y), int(x)]), f"building {building} at ({x:.0f}, {y:.0f}) is {after[int(y), int(x)]}"
+    assert took < 2.0, (f"the building changed colour {took:.2f} s after the reading was sent ({note}; "
+                        f"{on_page:.2f} s from the alarm event's arrival on the page to the frame drawn)")
+    return sensor
