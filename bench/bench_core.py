@@ -19,7 +19,7 @@ import numpy as np
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, free_port, rss_mb, summarize, time_ms
+from bench.common import free_port, rss_mb, shenzhen_gpkg, summarize, time_ms
 
 
 def bench_build_sample(directory: Path) -> Path:
@@ -127,14 +127,7 @@ def main() -> None:
             bench_open(sample)
             bench_serve_memory(sample)
     if not args.skip_shenzhen:
-        OUT.mkdir(exist_ok=True)
-        big = OUT / "shenzhen.gpkg"
-        if not big.exists():
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "twin.cli", "sample", "--scale", "shenzhen", "--dir", str(OUT),
-                            "--name", "shenzhen.gpkg"], check=True, stderr=subprocess.DEVNULL)
-            print(f"build Shenzhen-scale set: {time.perf_counter() - started:.0f} s")
-        bench_bbox(big)
+        bench_bbox(shenzhen_gpkg())
 
 
 if __name__ == "__main__":

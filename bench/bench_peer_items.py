@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import shenzhen_gpkg
 from bench.load import Pass, drive, load_average, ratio_line
 from bench.peers import (
     bench_database,
     ensure_peers,
     pygeoapi_server,
-    shenzhen_gpkg,
     tipg_server,
     twin_server,
 )

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT
+from bench.common import OUT, shenzhen_gpkg
 from bench.load import Pass, drive, load_average, ratio_line
-from bench.peers import ensure_peers, shenzhen_gpkg, titiler_server, twin_server
+from bench.peers import ensure_peers, titiler_server, twin_server
 from layers import get_raster
 
 

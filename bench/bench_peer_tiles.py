@@ -24,8 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_tiles import tile_pool
+from bench.common import shenzhen_gpkg
 from bench.load import Pass, Server, drive, load_average, ratio_line
-from bench.peers import FAIRNESS, bench_database, ensure_peers, shenzhen_gpkg, tipg_server, twin_server
+from bench.peers import FAIRNESS, bench_database, ensure_peers, tipg_server, twin_server
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 

@@ -19,7 +19,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ import shapely
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, summarize, time_ms
+from bench.common import OUT, shenzhen_gpkg, summarize, time_ms
 from layers import LAYERS
 from twin.store import pg_copy
 from twin.store.base import BBox, FeatureQuery, Store, TileRequest
@@ -45,17 +44,6 @@ from twin.validate import normalize_frame
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 BATCH = 10_000
-
-
-def shenzhen_set() -> Path:
-    big = OUT / "shenzhen.gpkg"
-    if not big.exists():
-        OUT.mkdir(exist_ok=True)
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "twin.cli", "sample", "--scale", "shenzhen", "--dir", str(OUT),
-                        "--name", "shenzhen.gpkg"], check=True, stderr=subprocess.DEVNULL)
-        print(f"built the Shenzhen-scale set: {time.perf_counter() - started:.0f} s")
-    return big
 
 
 def scratch_database() -> tuple[str, Callable[[], None]]:
@@ -208,7 +196,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
-    source = shenzhen_set()
+    source = shenzhen_gpkg()
     scratch = Path(tempfile.mkdtemp(prefix="twin-bench-"))
     copy = scratch / "shenzhen.gpkg"
     shutil.copyfile(source, copy)

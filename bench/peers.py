@@ -39,18 +39,6 @@ def peer_python(name: str) -> str:
     return str(PEERS / name / "bin" / "python")
 
 
-def shenzhen_gpkg() -> Path:
-    """bench/out/shenzhen.gpkg (with dem.tif and void_risk.tif beside it), built on first use."""
-    big = OUT / "shenzhen.gpkg"
-    if not big.exists():
-        OUT.mkdir(exist_ok=True)
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "twin.cli", "sample", "--scale", "shenzhen", "--dir", str(OUT),
-                        "--name", "shenzhen.gpkg"], check=True, stderr=subprocess.DEVNULL)
-        print(f"built the Shenzhen-scale set: {time.perf_counter() - started:.0f} s")
-    return big
-
-
 def bench_database(gpkg: Path) -> str:
     """The ``twin_bench`` database holding the set's buildings (created and loaded when missing or partial)."""
     from twin.store.geopackage import GeoPackageStore
