@@ -11,7 +11,8 @@ from layers import Layer, Role
 from twin.auth import ANONYMOUS, Principal, authenticate
 from twin.errors import Forbidden, InvalidQuery, Unauthorized
 from twin.settings import Settings
-from twin.store.base import Store, known_layer
+from twin.store.base import Store
+from twin.store.checks import known_layer
 
 
 async def get_store(request: Request) -> Store:

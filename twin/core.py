@@ -13,7 +13,8 @@ from shapely.geometry.base import BaseGeometry
 
 from layers import LAYERS, RASTERS, Layer
 from twin.crs import WGS84, resolve_crs, to_crs, transform_bbox, transform_geometry
-from twin.store.base import BBox, FeatureQuery, Filter, Op, Store, known_layer
+from twin.store.base import BBox, FeatureQuery, Filter, Op, Store
+from twin.store.checks import known_layer
 from twin.store.opening import open_store
 
 

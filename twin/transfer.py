@@ -13,7 +13,8 @@ import pyogrio
 from layers import FieldType, Layer
 from twin.crs import WGS84, from_crs, resolve_crs, to_crs
 from twin.errors import InvalidQuery, NotFound, ValidationFailed
-from twin.store.base import Store, known_layer
+from twin.store.base import Store
+from twin.store.checks import known_layer
 
 FORMATS = {
     ".gpkg": "gpkg",

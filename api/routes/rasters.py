@@ -16,7 +16,8 @@ from api.links import JSON, base_url, link
 from layers import RASTERS, RasterLayer, Role, get_raster
 from twin.errors import InvalidQuery, NotFound
 from twin.raster import open_raster, render_tile, sample_points, zonal_stats
-from twin.store.base import FeatureQuery, Filter, Op, Store, known_layer
+from twin.store.base import FeatureQuery, Filter, Op, Store
+from twin.store.checks import known_layer
 
 router = APIRouter(tags=["rasters"])
 

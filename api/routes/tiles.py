@@ -14,7 +14,8 @@ from api.deps import RoleDep, StoreDep, require
 from api.links import JSON, base_url, link
 from layers import LAYERS, Layer, Role
 from twin.errors import InvalidQuery, NotFound
-from twin.store.base import Store, TileRequest, known_layer
+from twin.store.base import Store, TileRequest
+from twin.store.checks import known_layer
 from twin.tiles.cache import TileCache
 from twin.tiles.style import maplibre_style
 

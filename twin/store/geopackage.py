@@ -33,13 +33,8 @@ from shapely.geometry.base import BaseGeometry
 from layers import Layer, get_raster
 from twin.errors import Conflict, Forbidden, InvalidQuery, NotFound, Unavailable, ValidationFailed
 from twin.store import gpkg_geometry, gpkg_read, gpkg_tiles, gpkg_write
-from twin.store.base import (
-    BBox,
-    FeatureQuery,
-    Filter,
-    Store,
-    TileReader,
-    TileRequest,
+from twin.store.base import BBox, FeatureQuery, Filter, Store, TileReader, TileRequest
+from twin.store.checks import (
     as_feature_id,
     check_query,
     count_cap,

@@ -24,7 +24,8 @@ from shapely.geometry.base import BaseGeometry
 from layers import FieldType, Layer, get_layer
 from twin.errors import InvalidQuery
 from twin.store import gpkg_cql, gpkg_geometry
-from twin.store.base import BBox, FeatureQuery, Filter, summed_fields
+from twin.store.base import BBox, FeatureQuery, Filter
+from twin.store.checks import summed_fields
 from twin.store.gpkg_codec import decode_rows, select_columns, with_distance
 from twin.store.gpkg_schema import GEOMETRY_COLUMN, quote, rtree_name
 from twin.store.gpkg_spatial import (

@@ -28,7 +28,8 @@ from shapely.geometry.base import BaseGeometry
 from layers import Field, FieldType, Layer, get_layer
 from twin.errors import InvalidQuery
 from twin.store import pg_cql
-from twin.store.base import STORAGE_CRS, BBox, FeatureQuery, Filter, summed_fields
+from twin.store.base import STORAGE_CRS, BBox, FeatureQuery, Filter
+from twin.store.checks import summed_fields
 from twin.store.gpkg_codec import GEOMETRY, python_column, with_distance
 from twin.store.gpkg_spatial import WORLD, metric_point, metric_window, to_metric
 from twin.store.pg_schema import GEOMETRY_COLUMN, METADATA, table_of

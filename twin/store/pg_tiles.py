@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from layers import FieldType, GeometryType, Layer
-from twin.store.base import Store, TileReader, TileRequest, spatial_layer
+from twin.store.base import Store, TileReader, TileRequest
+from twin.store.checks import spatial_layer
 from twin.store.pg_schema import GEOMETRY_COLUMN, VERSIONS_TABLE, table_of
 
 WEB_MERCATOR = 3857

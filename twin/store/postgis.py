@@ -32,13 +32,8 @@ from shapely.geometry.base import BaseGeometry
 from layers import Layer, get_raster
 from twin.errors import Conflict, InvalidQuery, NotFound, Unavailable, ValidationFailed
 from twin.store import pg_copy, pg_read, pg_tiles, pg_write
-from twin.store.base import (
-    BBox,
-    FeatureQuery,
-    Filter,
-    Store,
-    TileReader,
-    TileRequest,
+from twin.store.base import BBox, FeatureQuery, Filter, Store, TileReader, TileRequest
+from twin.store.checks import (
     as_feature_id,
     check_query,
     count_cap,

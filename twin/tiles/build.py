@@ -20,7 +20,8 @@ import shapely
 from layers import FieldType, Layer
 from twin.crs import WEB_MERCATOR, WGS84, transform_bbox, transform_geometries
 from twin.errors import InvalidQuery
-from twin.store.base import BBox, FeatureQuery, TileRequest, known_layer
+from twin.store.base import BBox, FeatureQuery, TileRequest
+from twin.store.checks import known_layer
 from twin.tiles.encoder import TileLayer, encode_tile, tile_bounds
 from twin.tiles.protobuf import Column
 
