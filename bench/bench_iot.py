@@ -363,17 +363,16 @@ def append_vs_copy(store: Any, ids: np.ndarray, batches: int, size: int) -> None
 
 def load_postgis(url: str, gpkg: Path) -> None:
     """Migrate ``url`` and replace every layer with the bench twin's content."""
-    from layers import LAYERS
     from twin.migrations import upgrade
     from twin.store.geopackage import GeoPackageStore
     from twin.store.postgis import PostGISStore
+    from twin.transfer import copy_twin
 
     started = time.time()
     upgrade(url)
     source, target = GeoPackageStore(gpkg, readonly=True), PostGISStore(url)
     try:
-        for layer in LAYERS:
-            target.replace_layer(layer.id, source.query(layer.id))
+        copy_twin(source, target)
     finally:
         source.close()
         target.close()

@@ -15,7 +15,7 @@ import pytest
 import shapely
 
 from twin.store.geopackage import GeoPackageStore
-from twin.transfer import export_layer, import_file
+from twin.transfer import copy_twin, export_layer, import_file
 
 TWIN = [sys.executable, "-m", "twin.cli"]
 
@@ -176,3 +176,17 @@ def test_cli_info_and_export(sample_copy: Path, tmp_path: Path) -> None:
     result = run_twin("export", "grids", str(out), "--store", str(sample_copy))
     assert result.returncode == 0, result.stderr
     assert len(json.loads(out.read_text())["features"]) == counts["grids"]
+
+
+def test_copy_twin_moves_every_layer_with_its_ids(sample_path, tmp_path):
+    source = GeoPackageStore(sample_path, readonly=True)
+    target = GeoPackageStore.create(tmp_path / "copy.gpkg")
+    try:
+        copied = copy_twin(source, target)
+        for layer_id, rows in copied.items():
+            _same_layer(source.query(layer_id), target.query(layer_id))
+            assert rows == target.count(layer_id)
+        assert copied["buildings"] > 0 and copied["readings"] > 0
+    finally:
+        source.close()
+        target.close()

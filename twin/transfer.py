@@ -1,4 +1,4 @@
-"""Import and export of layers: GeoPackage, GeoJSON, GeoParquet, Shapefile (and CSV for tables)."""
+"""Import and export of layers (GeoPackage, GeoJSON, GeoParquet, Shapefile, CSV for tables), and copying whole twins."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 
-from layers import FieldType, Layer
+from layers import LAYERS, FieldType, Layer
 from twin.crs import WGS84, from_crs, resolve_crs, to_crs
 from twin.errors import InvalidQuery, NotFound, ValidationFailed
 from twin.store.base import Store
@@ -171,3 +171,16 @@ def export_layer(
             pyogrio.write_dataframe(out, path, layer=layer_id, driver=_OGR_DRIVERS[fmt], **kwargs)
     progress(f"wrote {len(out):,} rows to {path}")
     return len(out)
+
+
+def copy_twin(source: Store, target: Store, layers: tuple[Layer, ...] = LAYERS) -> dict[str, int]:
+    """Replace every layer of ``target`` with ``source``'s, ids kept (e.g. the sample GeoPackage into PostGIS).
+
+    Each layer is one :meth:`Store.replace_layer` (one transaction; COPY on PostGIS). Returns rows per layer.
+    """
+    copied = {}
+    for layer in layers:
+        frame = source.query(layer.id)
+        target.replace_layer(layer.id, frame)
+        copied[layer.id] = len(frame)
+    return copied

@@ -9,7 +9,6 @@ Every database made here is dropped at the end of the session.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from layers import LAYERS
+from twin.samplebuild import copy_sample
 from twin.store.base import Store
 
 #: Backend names, in the order tests run on them.
@@ -66,14 +65,12 @@ class PostGISSample:
         """Migrate the template and copy every layer of the sample GeoPackage into it, ids kept."""
         from twin.store.geopackage import GeoPackageStore
         from twin.store.postgis import PostGISStore
+        from twin.transfer import copy_twin
 
         target = PostGISStore.create(self.template, raster_dir=self.raster_dir)
         try:
             with GeoPackageStore(sample_path, readonly=True) as source:
-                for layer in LAYERS:
-                    frame = source.query(layer.id)
-                    if len(frame):
-                        target.replace_layer(layer.id, frame)
+                copy_twin(source, target)
             with target.engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE")
         finally:
@@ -106,9 +103,7 @@ def open_gpkg_copy(sample_path: Path, folder: Path) -> Store:
     """A writable GeoPackage store over a private copy of the sample (GeoPackage and rasters) in ``folder``."""
     from twin.store.geopackage import GeoPackageStore
 
-    for item in sample_path.parent.iterdir():
-        if item.suffix in (".gpkg", ".tif"):
-            shutil.copy2(item, folder / item.name)
+    copy_sample(sample_path, folder)
     return GeoPackageStore(folder / sample_path.name)
 
 

@@ -30,6 +30,7 @@ from api.main import create_app
 from tests.api.conftest import LiveServer
 from twin.auth import create_key
 from twin.iot import IotRuntime, IotSettings, MqttSettings, RuleSettings
+from twin.samplebuild import copy_sample
 from twin.settings import Settings
 from twin.store.base import FeatureQuery, Filter, Op, Store
 from twin.store.geopackage import GeoPackageStore
@@ -154,11 +155,11 @@ def pg_sample(sample_path: Path) -> Iterator[PgSample]:
     (every layer through ``replace_layer``), with a snapshot of the tables the pipeline writes; dropped at the end."""
     import sqlalchemy as sa
 
-    from layers import LAYERS
     from tests.conftest import postgis_url
     from twin.migrations import upgrade
     from twin.store.pg_engine import driver_url
     from twin.store.postgis import PostGISStore
+    from twin.transfer import copy_twin
 
     base = postgis_url()  # skips (and so fails a run requiring PostGIS) without a database
     name = f"twin_iot_{uuid.uuid4().hex[:10]}"
@@ -173,8 +174,7 @@ def pg_sample(sample_path: Path) -> Iterator[PgSample]:
         upgrade(url)
         source, target = GeoPackageStore(sample_path, readonly=True), PostGISStore(url, raster_dir=sample_path.parent)
         try:
-            for layer in LAYERS:
-                target.replace_layer(layer.id, source.query(layer.id))
+            copy_twin(source, target)
         finally:
             source.close()
             target.close()
@@ -219,9 +219,7 @@ class TwinStore:
 def iot_store(request: pytest.FixtureRequest, tmp_path: Path, sample_path: Path) -> Iterator[TwinStore]:
     """The sample, writable, on each backend: a private GeoPackage copy, or the session's PostGIS sample restored."""
     if request.param == "geopackage":
-        for item in sample_path.parent.iterdir():
-            if item.suffix in (".gpkg", ".tif"):
-                shutil.copy2(item, tmp_path / item.name)
+        copy_sample(sample_path, tmp_path)
         path = tmp_path / sample_path.name
         opened: Store = GeoPackageStore(path)
         location = str(path)
