@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import free_port
 from twin.auth import create_key
+from twin.samplebuild import copy_sample
 from twin.settings import Settings, StoreSettings
 from twin.store.base import FeatureQuery, Filter, Op
 from twin.store.geopackage import GeoPackageStore
@@ -137,9 +137,7 @@ def main() -> None:
 
     sample = ensure_sample(StoreSettings().sample_dir)
     with tempfile.TemporaryDirectory() as folder:
-        for item in sample.parent.iterdir():
-            if item.suffix in (".gpkg", ".tif"):
-                shutil.copy2(item, Path(folder) / item.name)
+        copy_sample(sample, Path(folder))
         store = GeoPackageStore(Path(folder) / sample.name)
         keys = {role: create_key(store, role, f"bench ({role})")[1] for role in ("operator", "device")}
         with Service(store) as service, sync_playwright() as p:

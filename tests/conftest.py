@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from twin.samplebuild import copy_sample
 from twin.settings import StoreSettings
 
 _skipped_postgis: list[str] = []
@@ -47,9 +47,7 @@ def sample_path() -> Path:
 @pytest.fixture
 def sample_copy(sample_path: Path, tmp_path: Path) -> Iterator[Path]:
     """A private, writable copy of the sample twin (GeoPackage and rasters)."""
-    for item in sample_path.parent.iterdir():
-        if item.suffix in (".gpkg", ".tif"):
-            shutil.copy2(item, tmp_path / item.name)
+    copy_sample(sample_path, tmp_path)
     yield tmp_path / sample_path.name
 
 

@@ -77,3 +77,12 @@ def ensure_sample(directory: Path, *, progress: Progress = _quiet) -> Path:
             progress(f"building the sample twin in {directory} (first use) …")
             build_sample(directory, progress=progress)
     return target
+
+
+def copy_sample(sample: Path, folder: Path) -> Path:
+    """Copy a built twin (its GeoPackage and the rasters beside it) into ``folder``; returns the copy's GeoPackage."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in sample.parent.iterdir():
+        if item.suffix in (".gpkg", ".tif"):
+            shutil.copy2(item, folder / item.name)
+    return folder / sample.name

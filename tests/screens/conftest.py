@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from api.main import create_app
 from tests.api.conftest import LiveServer
 from tests.browser import is_local
 from twin.auth import create_key
+from twin.samplebuild import copy_sample
 from twin.settings import Settings
 from twin.store.base import FeatureQuery, Filter, Op
 from twin.store.geopackage import GeoPackageStore
@@ -46,9 +46,7 @@ class ScreenServer:
 def screen_server(sample_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenServer]:
     """The API over a writable copy of the sample (keys are written to it, readings ingested)."""
     folder = tmp_path_factory.mktemp("screens")
-    for item in sample_path.parent.iterdir():
-        if item.suffix in (".gpkg", ".tif"):
-            shutil.copy2(item, folder / item.name)
+    copy_sample(sample_path, folder)
     store = GeoPackageStore(folder / sample_path.name)
     keys = {role: create_key(store, role, f"screen tests ({role})")[1] for role in ("operator", "inspector", "device")}
     with LiveServer(create_app(Settings(), store=store)) as live:

@@ -3,7 +3,6 @@ ingester → alarm engine → the page's alarm stream → the building's colour,
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from tests.iot.conftest import PRODUCTION_BROKER, Broker, Publisher
 from tests.screens.conftest import Screen, assert_recoloured_within_two_seconds
 from twin.auth import create_key
 from twin.iot import IotRuntime, IotSettings, MqttSettings, RuleSettings
+from twin.samplebuild import copy_sample
 from twin.settings import Settings
 from twin.store.base import FeatureQuery, Filter, Op
 from twin.store.geopackage import GeoPackageStore
@@ -39,9 +39,7 @@ class MqttTwin:
 def mqtt_twin(sample_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttTwin]:
     """Mosquitto (production settings) and the twin over a private sample copy with its MQTT ingester running."""
     folder = tmp_path_factory.mktemp("screens-mqtt")
-    for item in sample_path.parent.iterdir():
-        if item.suffix in (".gpkg", ".tif"):
-            shutil.copy2(item, folder / item.name)
+    copy_sample(sample_path, folder)
     broker = Broker(tmp_path_factory.mktemp("screens-mosquitto"), PRODUCTION_BROKER).start()
     run = uuid.uuid4().hex[:10]
     prefix = f"s-{run}/twin"
