@@ -155,8 +155,8 @@ class IotSettings(BaseSettings):
     stream_ping_s: float = 15.0
     #: How often the offline sweep and the sensor-state writer run (s).
     tick_s: float = 5.0
-    #: Sensor rows written to the store per tick at most, in one ``update_many`` (status changes first; the rest
-    #: catch up later). 270,000 sensors reporting once a minute change 22,500 rows in a 5 s tick.
+    #: Sensor rows written to the store per tick at most, in slices of ``state_write_chunk`` (status changes first;
+    #: the rest catch up later). 270,000 sensors reporting once a minute change 22,500 rows in a 5 s tick.
     state_writes_per_tick: int = 50_000
     #: Rows whose only change is a new last value / last seen are written in passes at most this often (s); status
     #: changes go at every tick. Each such row costs the store about as much as a reading: at 270,000 sensors a
