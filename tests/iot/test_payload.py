@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import orjson
+from collections.abc import Callable
 
+import msgspec
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import twin.iot.payload as payload_module
 from tests.iot.test_engine import T0, directory
+from twin.iot.directory import Directory
 from twin.iot.history import buckets, parse_bucket
 from twin.iot.payload import Message, Parsed, parse_http, parse_messages, sensor_ref, topic_ref
 
@@ -110,13 +118,79 @@ def test_buckets_and_bucket_sizes() -> None:
     assert out[2]["t"] == "1970-01-01T00:02:00Z"
 
 
-def test_a_reading_repeated_in_a_batch_is_kept_once_the_first_time() -> None:
+def test_a_batch_goes_in_key_order_with_a_repeated_reading_kept_once_the_first_time() -> None:
     import numpy as np
 
     from twin.iot.payload import Readings
 
     r = Readings(np.array([0, 1, 0, 2, 1]), np.array([1, 2, 1, 3, 2]), np.array([5, 5, 5, 5, 6]),
                  np.array([1.0, 2.0, 9.0, 3.0, 4.0]))
-    once = r.first_of_each()
-    assert once.sensor_id.tolist() == [1, 2, 3, 2] and once.value.tolist() == [1.0, 2.0, 3.0, 4.0]
-    assert r.first_of_each() is not r and once.first_of_each() is once  # nothing to drop: the same object
+    once = r.in_key_order()  # sorted by sensor and time, each (sensor, time) once
+    assert once.sensor_id.tolist() == [1, 2, 2, 3] and once.ts_ms.tolist() == [5, 5, 6, 5]
+    assert once.value.tolist() == [1.0, 2.0, 4.0, 3.0] and once.row.tolist() == [0, 1, 1, 2]
+    again = once.in_key_order()
+    assert again.sensor_id.tolist() == once.sensor_id.tolist() and again.value.tolist() == once.value.tolist()
+
+
+# -- the fast path (one C decode per message) must agree with the item-by-item path on every input --------------
+
+_refs = st.one_of(st.integers(-3, 12), st.integers(2**62, 2**65),
+                  st.sampled_from(["6", "07", "XY7", "MC9", "NOPE", ""]), st.booleans(), st.none(),
+                  st.floats(allow_nan=False, allow_infinity=False))
+_stamps = st.one_of(st.sampled_from([TS, "2026-11-18T08:00:01.5+08:00", "2026-11-18T00:00:00", "2099-01-01T00:00:00Z",
+                                     "yesterday", "2026-11-18 00:00:00.123456z"]),
+                    st.integers(0, 2**40), st.none())
+_values = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**70), 2**70), st.booleans(),
+                    st.none(), st.text(max_size=3), st.lists(st.integers(), max_size=2))
+_items = st.fixed_dictionaries({}, optional={"sensor_id": _refs, "ts": _stamps, "value": _values,
+                                             "battery": st.integers(0, 100)})
+_good_items = st.fixed_dictionaries({"sensor_id": st.sampled_from([6, 7, "8", "MC9"]), "ts": st.just(TS),
+                                     "value": st.one_of(st.floats(-1e6, 1e6), st.integers(-5, 5))})
+_batches = st.one_of(st.lists(_good_items, min_size=1, max_size=8), st.lists(st.one_of(_good_items, _items),
+                                                                            min_size=1, max_size=8))
+_payloads = st.one_of(_items, _batches, st.lists(_items, max_size=4), st.integers(), st.just([]))
+
+
+def _both_ways(monkeypatch: pytest.MonkeyPatch, run: Callable[[], Parsed]) -> tuple[Parsed, Parsed]:
+    fast = run()
+    with monkeypatch.context() as patched:
+        patched.setattr(payload_module._Collector, "fast", lambda *_args: False)
+        slow = run()
+    return fast, slow
+
+
+def _same(fast: Parsed, slow: Parsed) -> None:
+    for name in ("row", "sensor_id", "ts_ms", "value"):
+        assert getattr(fast.readings, name).tolist() == getattr(slow.readings, name).tolist(), name
+    assert [(d.topic, d.reason, msgspec.json.decode(d.payload)) for d in fast.dead] == \
+        [(d.topic, d.reason, msgspec.json.decode(d.payload)) for d in slow.dead]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["twin/sensors/6/readings", "twin/sensors/XY7/readings",
+                                           "twin/sensors/404/readings", "twin/gateways/g1/readings"]), _payloads),
+                min_size=1, max_size=6))
+def test_mqtt_fast_path_agrees_with_the_item_by_item_path(monkeypatch: pytest.MonkeyPatch,
+                                                          messages: list[tuple[str, object]]) -> None:
+    encoded = [(topic, msgspec.json.encode(body)) for topic, body in messages]  # orjson refuses > 64-bit integers
+    _same(*_both_ways(monkeypatch, lambda: mqtt(*encoded)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_batches, st.booleans())
+def test_http_fast_path_agrees_with_the_item_by_item_path(monkeypatch: pytest.MonkeyPatch,
+                                                          items: list[dict[str, object]], ndjson: bool) -> None:
+    body = b"\n".join(msgspec.json.encode(i) for i in items) if ndjson else msgspec.json.encode(items)
+    _same(*_both_ways(monkeypatch, lambda: parse_http(body, directory(), now_ms=NOW, ndjson=ndjson)))
+
+
+def test_readings_move_to_the_rows_of_a_reloaded_directory() -> None:
+    parsed = mqtt(("twin/sensors/7/readings", {"ts": TS, "value": 1}),
+                  ("twin/sensors/9/readings", {"ts": TS, "value": 2}))
+    old = directory()
+    fewer = Directory(**{name: getattr(old, name)[1:] for name in Directory.__dataclass_fields__})  # sensor 6 gone
+    moved = parsed.readings.rows_in(fewer)
+    assert moved.sensor_id.tolist() == [7, 9] and fewer.ids[moved.row].tolist() == [7, 9]
+    assert moved.row.tolist() == (parsed.readings.row - 1).tolist()
+    gone = Directory(**{name: getattr(old, name)[old.ids != 9] for name in Directory.__dataclass_fields__})
+    assert parsed.readings.rows_in(gone).sensor_id.tolist() == [7]

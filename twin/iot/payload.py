@@ -20,11 +20,13 @@ number (booleans and numeric strings are refused; a door reads 0 closed, 1 open)
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -78,23 +80,28 @@ class Readings:
             "value": self.value,
         })
 
-    def first_of_each(self) -> Readings:
-        """These readings with each (sensor, timestamp) once, the first kept, in arrival order.
+    def in_key_order(self) -> Readings:
+        """These readings sorted by sensor and time, each (sensor, timestamp) once, the first to arrive kept.
 
         A batch holding a reading twice (a QoS 1 redelivery, a gateway's retry) would make the store's all-new fast
-        path (one COPY) fail on its unique key and take the slower path that skips stored rows.
+        path (one COPY) fail on its unique key and take the slower path that skips stored rows; and rows in the unique
+        index's order go into it about 1.4× faster than rows in arrival order (measured on PostGIS, 26,000-row COPYs).
         """
         n = len(self)
         if n < 2:
             return self
-        order = np.lexsort((self.ts_ms, self.sensor_id))
+        order = np.lexsort((self.ts_ms, self.sensor_id))  # stable: among repeats, arrival order
         ids, ts = self.sensor_id[order], self.ts_ms[order]
-        repeat = (ids[1:] == ids[:-1]) & (ts[1:] == ts[:-1])
-        if not repeat.any():
-            return self
         keep = np.ones(n, bool)
-        keep[order[1:][repeat]] = False
-        return Readings(self.row[keep], self.sensor_id[keep], self.ts_ms[keep], self.value[keep])
+        keep[1:] = (ids[1:] != ids[:-1]) | (ts[1:] != ts[:-1])
+        chosen = order[keep]
+        return Readings(self.row[chosen], ids[keep], ts[keep], self.value[chosen])
+
+    def rows_in(self, directory: Directory) -> Readings:
+        """These readings with rows of ``directory`` (reloaded after parsing); sensors it lacks are left out."""
+        rows = directory.rows_of_ids(self.sensor_id)
+        known = rows >= 0
+        return Readings(rows[known], self.sensor_id[known], self.ts_ms[known], self.value[known])
 
     @staticmethod
     def concat(parts: Sequence[Readings]) -> Readings:
@@ -107,10 +114,11 @@ class Readings:
 
 @dataclass
 class Parsed:
-    """The outcome of parsing: readings to store and dead letters to keep."""
+    """The outcome of parsing: readings to store and dead letters to keep, and the directory the rows index."""
 
     readings: Readings
     dead: list[DeadLetter]
+    directory: Directory | None = None
 
 
 @dataclass(frozen=True)
@@ -121,8 +129,27 @@ class Message:
     payload: bytes
 
 
+class _Item(msgspec.Struct):
+    """A well-formed reading as the fast path decodes it; anything else goes the slow path, item by item."""
+
+    ts: str
+    value: float
+    sensor_id: int | str | msgspec.UnsetType = msgspec.UNSET
+
+
+#: Decodes a whole message in C when every item is well formed (a JSON number for ``value``, a string for ``ts``,
+#: an integer or string ``sensor_id`` or none); a :class:`msgspec.ValidationError` sends the message the slow path,
+#: which finds the exact reason per item.
+_FAST = msgspec.json.Decoder(list[_Item] | _Item)
+
+
 class _Collector:
-    """Flattened items before the vectorised checks: (sensor ref, raw ts, value, source of the item)."""
+    """Flattened items before the vectorised checks: sensor refs, raw timestamps and values, and where each came from.
+
+    Where an item came from (its topic and JSON) is only needed for the few refused later, so it is kept per message:
+    ``starts[j]`` is the index of message ``j``'s first item, ``sources[j]`` its topic and accepted items (a list) or
+    its raw payload (bytes, decoded again only if one of its items is refused).
+    """
 
     def __init__(self, source: str, received_ms: int, max_payload: int):
         self.source = source
@@ -131,7 +158,8 @@ class _Collector:
         self.refs: list[int | str] = []
         self.ts: list[str] = []
         self.values: list[float] = []
-        self.origin: list[tuple[str | None, Any]] = []  # (topic, item) for dead letters found later
+        self.starts: list[int] = []
+        self.sources: list[tuple[str | None, list[Any] | bytes]] = []
         self.dead: list[DeadLetter] = []
 
     def reject(self, topic: str | None, payload: bytes | str | Any, reason: str) -> None:
@@ -140,38 +168,79 @@ class _Collector:
         elif isinstance(payload, str):
             text = payload
         else:
-            text = orjson.dumps(payload, default=str).decode()
+            text = msgspec.json.encode(payload, enc_hook=str).decode()  # any JSON (orjson refuses > 64-bit ints)
         if len(text) > self.max_payload:
             text = text[: self.max_payload] + "…"
         self.dead.append(DeadLetter(self.received_ms, self.source, topic, text, reason))
 
-    def item(self, topic: str | None, item: Any, default_ref: int | str | None) -> None:
+    def fast(self, topic: str | None, payload: bytes, default_ref: int | str | None) -> bool:
+        """Take a whole message of well-formed items in one decode; False (nothing taken) if any item is not."""
+        try:
+            decoded = _FAST.decode(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return False
+        items = decoded if isinstance(decoded, list) else [decoded]
+        if not items:
+            return False
+        refs = [i.sensor_id for i in items]
+        if default_ref is None and any(r is msgspec.UNSET for r in refs):
+            return False
+        if not all(type(r) is int for r in refs):
+            refs = [sensor_ref(default_ref if r is msgspec.UNSET else r) for r in refs]
+            if any(r is None for r in refs):
+                return False
+        self.starts.append(len(self.refs))
+        self.sources.append((topic, payload))
+        self.refs.extend(refs)
+        self.ts.extend([i.ts for i in items])
+        self.values.extend([i.value for i in items])
+        return True
+
+    def message(self, topic: str | None, items: list[Any], default_ref: int | str | None) -> None:
+        """Take a message's items one by one, refusing each bad one with its reason."""
+        accepted: list[Any] = []
+        self.starts.append(len(self.refs))
+        self.sources.append((topic, accepted))
+        for item in items:
+            if self.item(topic, item, default_ref):
+                accepted.append(item)
+
+    def item(self, topic: str | None, item: Any, default_ref: int | str | None) -> bool:
         if not isinstance(item, dict):
             self.reject(topic, item, f"bad_shape: a reading must be a JSON object, got {_kind(item)}")
-            return
+            return False
         ref = item.get("sensor_id", default_ref)
         if ref is None:
             self.reject(topic, item, "bad_shape: no sensor_id")
-            return
+            return False
         sensor = sensor_ref(ref)
         if sensor is None:
             self.reject(topic, item, f"bad_shape: sensor_id must be an integer id or a code, got {ref!r}")
-            return
+            return False
         if "value" not in item or item["value"] is None:
             self.reject(topic, item, "bad_value: no value")
-            return
+            return False
         value = item["value"]
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.reject(topic, item, f"bad_value: value must be a number, got {_kind(value)}")
-            return
+            return False
         ts = item.get("ts")
         if not isinstance(ts, str):
             self.reject(topic, item, f"bad_timestamp: ts must be an RFC 3339 string, got {_kind(ts)}")
-            return
+            return False
         self.refs.append(sensor)
         self.ts.append(ts)
         self.values.append(float(value))
-        self.origin.append((topic, item))
+        return True
+
+    def origin(self, index: int) -> tuple[str | None, Any]:
+        """The topic and JSON item of collected item ``index`` (for its dead letter)."""
+        j = bisect.bisect_right(self.starts, index) - 1
+        topic, source = self.sources[j]
+        if isinstance(source, bytes):
+            body = msgspec.json.decode(source)
+            source = body if isinstance(body, list) else [body]
+        return topic, source[index - self.starts[j]]
 
 
 def _kind(value: Any) -> str:
@@ -200,18 +269,30 @@ def topic_ref(topic: str, prefix: str) -> int | str | None:
     return sensor_ref(parts[-2])
 
 
+def _rows(refs: list[int | str], directory: Directory) -> IntArray:
+    """Directory rows of sensor references (ids and codes); -1 where unknown."""
+    n = len(refs)
+    if all(type(r) is int for r in refs):
+        try:
+            return directory.rows_of_ids(np.array(refs, dtype=np.int64))
+        except OverflowError:
+            pass
+    is_id = np.fromiter((isinstance(r, int) for r in refs), bool, n)
+    rows = np.full(n, -1, np.int64)
+    if is_id.any():
+        ids = np.array([r if isinstance(r, int) and -(2**63) <= r < 2**63 else -1 for r in refs], dtype=object)
+        rows[is_id] = directory.rows_of_ids(ids[is_id].astype(np.int64))
+    if (~is_id).any():
+        rows[~is_id] = directory.rows_of_codes(np.array(refs, dtype=object)[~is_id])
+    return rows
+
+
 def _finish(c: _Collector, directory: Directory, now_ms: int, max_future_s: float) -> Parsed:
     """Resolve sensors, parse timestamps in bulk, refuse the rest; readings keep their arrival order."""
     n = len(c.refs)
     if n == 0:
-        return Parsed(Readings(), c.dead)
-    is_id = np.fromiter((isinstance(r, int) for r in c.refs), bool, n)
-    rows = np.full(n, -1, np.int64)
-    if is_id.any():
-        ids = np.array([r if isinstance(r, int) and -(2**63) <= r < 2**63 else -1 for r in c.refs], dtype=object)
-        rows[is_id] = directory.rows_of_ids(ids[is_id].astype(np.int64))
-    if (~is_id).any():
-        rows[~is_id] = directory.rows_of_codes(np.array(c.refs, dtype=object)[~is_id])
+        return Parsed(Readings(), c.dead, directory)
+    rows = _rows(c.refs, directory)
     text = pd.Series(c.ts, dtype="str")
     shaped = text.str.fullmatch(_RFC3339.pattern).to_numpy(dtype=bool)
     stamps = pd.to_datetime(text.where(shaped), format="ISO8601", utc=True, errors="coerce")
@@ -224,7 +305,7 @@ def _finish(c: _Collector, directory: Directory, now_ms: int, max_future_s: floa
     future = good_ts & (ts_ms > now_ms + int(max_future_s * 1000))
     ok = (rows >= 0) & good_ts & finite & ~future
     for i in np.flatnonzero(~ok):
-        topic, item = c.origin[i]
+        topic, item = c.origin(int(i))
         if rows[i] < 0:
             ref = c.refs[i]
             reason = f"unknown_sensor: no sensor with {'id' if isinstance(ref, int) else 'code'} {ref!r}"
@@ -236,7 +317,7 @@ def _finish(c: _Collector, directory: Directory, now_ms: int, max_future_s: floa
             reason = f"future_timestamp: {c.ts[i]} is more than {max_future_s:g} s ahead of the receiver clock"
         c.reject(topic, item, reason)
     keep = np.flatnonzero(ok)
-    return Parsed(Readings(rows[keep], directory.ids[rows[keep]], ts_ms[keep], values[keep]), c.dead)
+    return Parsed(Readings(rows[keep], directory.ids[rows[keep]], ts_ms[keep], values[keep]), c.dead, directory)
 
 
 def parse_messages(messages: Iterable[Message], directory: Directory, *, prefix: str, now_ms: int,
@@ -253,6 +334,8 @@ def parse_messages(messages: Iterable[Message], directory: Directory, *, prefix:
             ref = cache[message.topic]
         except KeyError:
             ref = cache[message.topic] = topic_ref(message.topic, prefix)
+        if c.fast(message.topic, message.payload, ref):
+            continue
         try:
             body = orjson.loads(message.payload)
         except orjson.JSONDecodeError as err:
@@ -265,8 +348,7 @@ def parse_messages(messages: Iterable[Message], directory: Directory, *, prefix:
             continue
         if not items:
             c.reject(message.topic, message.payload, "bad_shape: an empty array")
-        for item in items:
-            c.item(message.topic, item, ref)
+        c.message(message.topic, items, ref)
     return _finish(c, directory, now_ms, max_future_s)
 
 
@@ -279,8 +361,11 @@ def parse_http(body: bytes, directory: Directory, *, ndjson: bool | None = None,
         ndjson = not stripped.startswith(b"[") and b"\n" in stripped.strip()
     if ndjson:
         lines = [line for line in body.splitlines() if line.strip()]
-        try:  # the fast path: one parse for the whole body
-            items = orjson.loads(b"[" + b",".join(lines) + b"]")
+        joined = b"[" + b",".join(lines) + b"]"
+        if c.fast(HTTP_TOPIC, joined, None):
+            return _finish(c, directory, now_ms, max_future_s)
+        try:  # one parse for the whole body, then item by item
+            items = orjson.loads(joined)
         except orjson.JSONDecodeError:
             items = []
             for number, line in enumerate(lines, start=1):
@@ -288,14 +373,14 @@ def parse_http(body: bytes, directory: Directory, *, ndjson: bool | None = None,
                     items.append(orjson.loads(line))
                 except orjson.JSONDecodeError as err:
                     c.reject(HTTP_TOPIC, line, f"bad_json: line {number}: {err}")
-        for item in items:
-            c.item(HTTP_TOPIC, item, None)
+        c.message(HTTP_TOPIC, items, None)
+        return _finish(c, directory, now_ms, max_future_s)
+    if c.fast(HTTP_TOPIC, body, None):
         return _finish(c, directory, now_ms, max_future_s)
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as err:
         c.reject(HTTP_TOPIC, body, f"bad_json: {err}")
         return _finish(c, directory, now_ms, max_future_s)
-    for item in parsed if isinstance(parsed, list) else [parsed]:
-        c.item(HTTP_TOPIC, item, None)
+    c.message(HTTP_TOPIC, parsed if isinstance(parsed, list) else [parsed], None)
     return _finish(c, directory, now_ms, max_future_s)
