@@ -45,3 +45,17 @@ def test_status_changes_go_at_once_and_last_values_in_passes(iot_store: TwinStor
     assert (rows.drop(index=low)["last_value"] == 0.6).all()
     assert runtime.write_state(budget=None, all_values=True) == 0  # nothing left dirty
     assert runtime.timings.summary()["state"]["n"] >= 5
+
+
+def test_a_batch_parsed_before_the_directory_was_reloaded_commits_against_the_new_rows(iot_store: TwinStore) -> None:
+    store = iot_store.store
+    runtime = IotRuntime(store, IotSettings(directory_refresh_s=0))
+    ids = _hydrants(store, 3)
+    body = orjson.dumps([{"sensor_id": s, "ts": stamp(5), "value": 0.1 if s == ids[1] else 0.5} for s in ids])
+    parsed = runtime.parse_http(body, ndjson=False)  # the MQTT parser works beside the committer like this
+    before = runtime.directory()
+    assert runtime.refresh_directory() and runtime.directory() is not before
+    result = runtime.commit(parsed)
+    assert result.stored == 3 and len(result.alarms) == 1
+    alarm = store.get("alarms", result.alarms[0]).iloc[0]
+    assert int(alarm["sensor_id"]) == ids[1] and alarm["alarm_type"] == "hydrant_pressure_low"

@@ -6,8 +6,10 @@
   broker delivers them again.
 * **Nothing twice**: redelivered readings hit the store's idempotent append (unique on sensor and timestamp) and the
   engine ignores readings that are not newer than what it has seen.
-* **Keeping up**: ``on_message`` only appends to an in-memory inbox; a worker thread takes up to ``batch_messages``
-  messages (or what arrived within ``batch_window_ms``), parses them in bulk and commits them in one transaction.
+* **Keeping up**: ``on_message`` only appends to an in-memory inbox; a parser thread takes up to ``batch_messages``
+  messages (or what arrived within ``batch_window_ms``) and parses them in bulk while a committer thread commits the
+  batch before in one transaction (the store works on one core while Python parses on the other); batches are
+  committed and acknowledged in the order they arrived.
   A large Receive Maximum lets the broker keep many messages in flight while a batch commits, and a shared
   subscription (``$share/twin/…``) lets several ingesters split the load.
 * **Reconnects** with exponential backoff (paho's ``reconnect_delay_set``); acknowledgements are only sent on the
@@ -18,24 +20,29 @@ See ``docs/iot.md`` for the broker settings production needs (Mosquitto's defaul
 
 from __future__ import annotations
 
+import functools
 import logging
+import queue
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from twin.iot.payload import Message
+from twin.iot.payload import Message, Parsed
 from twin.iot.settings import MqttSettings
 
 if TYPE_CHECKING:
     from twin.iot.service import IotRuntime
 
 log = logging.getLogger("twin.iot.mqtt")
+
+T = TypeVar("T")
 
 #: (connection epoch, message id, QoS, topic, payload, arrival on the monotonic clock)
 Received = tuple[int, int, int, str, bytes, float]
@@ -56,7 +63,10 @@ class MqttIngester:
         self.connected = threading.Event()
         self.last_error: str | None = None
         self.committed_messages = 0
-        self._worker: threading.Thread | None = None
+        self._parser: threading.Thread | None = None
+        self._committer: threading.Thread | None = None
+        #: Parsed batches waiting for the committer: one, so a second is parsed while the first commits, no more.
+        self._parsed: queue.Queue[tuple[list[Received], Parsed]] = queue.Queue(maxsize=1)
         self.client = self._client()
 
     # -- the paho client --------------------------------------------------------------------------------------
@@ -106,7 +116,7 @@ class MqttIngester:
     # -- start and stop ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect (retrying in the background until the broker answers) and start the worker."""
+        """Connect (retrying in the background until the broker answers) and start the parser and committer."""
         address = self.settings.address()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
@@ -115,16 +125,19 @@ class MqttIngester:
         self.client.connect_async(address.host, address.port, keepalive=self.settings.keepalive_s,
                                   clean_start=False, properties=props)
         self.client.loop_start()
-        self._worker = threading.Thread(target=self._run, name="twin-mqtt-ingest", daemon=True)
-        self._worker.start()
+        self._parser = threading.Thread(target=self._parse_loop, name="twin-mqtt-parse", daemon=True)
+        self._committer = threading.Thread(target=self._commit_loop, name="twin-mqtt-commit", daemon=True)
+        self._parser.start()
+        self._committer.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the batch in hand, then disconnect; what was not committed stays with the broker."""
+        """Commit the batch in hand, then disconnect; what was not committed stays with the broker."""
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=timeout)
+        for thread in (self._parser, self._committer):
+            if thread is not None:
+                thread.join(timeout=timeout)
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
@@ -164,32 +177,59 @@ class MqttIngester:
             self._inbox_bytes -= size
             return batch
 
-    def _run(self) -> None:
+    def _parse_loop(self) -> None:
         while not self._stopping.is_set():
             batch = self._take()
-            if batch and not self._commit(batch):
+            if not batch:
+                continue
+            parsed = self._retrying("parse", batch, functools.partial(self._parse, batch))
+            if parsed is None:
                 return
+            while True:  # wait for the committer; at stop it still takes this one
+                try:
+                    self._parsed.put((batch, parsed), timeout=0.5)
+                    break
+                except queue.Full:
+                    if self._committer is None or not self._committer.is_alive():
+                        return
 
-    def _commit(self, batch: list[Received]) -> bool:
-        """Commit ``batch`` (retrying with backoff while the store is failing), then acknowledge it."""
-        delay = 0.1
-        messages = [Message(item[3], item[4]) for item in batch]
+    def _parse(self, batch: list[Received]) -> Parsed:
         timings = self.runtime.timings
         timings.record("wait", 1000 * (time.monotonic() - batch[0][5]))
         timings.record("batch", len(batch))
+        started = time.perf_counter()
+        parsed = self.runtime.parse_messages([Message(item[3], item[4]) for item in batch])
+        timings.record("parse", 1000 * (time.perf_counter() - started))
+        return parsed
+
+    def _commit_loop(self) -> None:
         while True:
             try:
-                started = time.perf_counter()
-                parsed = self.runtime.parse_messages(messages)
-                timings.record("parse", 1000 * (time.perf_counter() - started))
-                self.runtime.commit(parsed, received=len(messages))
-                break
+                batch, parsed = self._parsed.get(timeout=0.2)
+            except queue.Empty:
+                if self._stopping.is_set() and (self._parser is None or not self._parser.is_alive()):
+                    return
+                continue
+            if not self._commit(batch, parsed):
+                return
+
+    def _retrying(self, what: str, batch: list[Received], run: Callable[[], T]) -> T | None:
+        """``run()`` until it succeeds (backing off while the store is failing); ``None`` if stopped meanwhile."""
+        delay = 0.1
+        while True:
+            try:
+                return run()
             except Exception as err:  # the store is down or busy: keep the batch, do not acknowledge
-                self.last_error = f"commit failed: {err}"
-                log.exception("MQTT batch of %d messages not committed; retrying in %.1f s", len(batch), delay)
+                self.last_error = f"{what} failed: {err}"
+                log.exception("MQTT batch of %d messages: %s failed; retrying in %.1f s", len(batch), what, delay)
                 if self._stopping.wait(delay):
-                    return False
+                    return None
                 delay = min(delay * 2, 5.0)
+
+    def _commit(self, batch: list[Received], parsed: Parsed) -> bool:
+        """Commit ``batch`` (retrying while the store is failing), then acknowledge it; False if stopped first."""
+        if self._retrying("commit", batch, lambda: self.runtime.commit(parsed, received=len(batch))) is None:
+            return False
         with self._epoch_lock:
             epoch = self._epoch
             for msg_epoch, mid, qos, *_ in batch:

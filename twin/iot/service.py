@@ -157,7 +157,10 @@ class IotRuntime:
     # -- directory and state ----------------------------------------------------------------------------------
 
     def directory(self) -> Directory:
-        """The sensor directory, loaded on first use."""
+        """The sensor directory, loaded on first use (read without the commit lock: the parser runs beside commits)."""
+        loaded = self._directory
+        if loaded is not None:
+            return loaded
         with self._lock:
             if self._directory is None:
                 self._directory = load_directory(self.store)
@@ -226,10 +229,12 @@ class IotRuntime:
                     "source": [d.source for d in parsed.dead], "topic": [d.topic for d in parsed.dead],
                     "payload": [d.payload for d in parsed.dead], "reason": [d.reason for d in parsed.dead],
                 }))
-            unique = readings.first_of_each()
+            unique = readings.in_key_order()
             new = self.store.append("readings", unique.frame()) if len(unique) else 0
             stored = clock()
             state = self.state()
+            if parsed.directory is not None and parsed.directory is not state.directory:
+                unique = unique.rows_in(state.directory)  # the directory was reloaded after parsing
             snap = state.snapshot(unique.row)
             try:
                 outcome = step(state, unique, now_ms())
