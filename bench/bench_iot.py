@@ -1,7 +1,7 @@
 """Live IoT ingest: 270,000 simulated sensors through a real Mosquitto into the twin, beside a bare counting subscriber.
 
 Run: python bench/bench_iot.py [--steady 120] [--burst 60] [--gateway 60] [--quick] [--store postgis-URL]
-     [--phases steady,burst,flood,gw-steady,gw-burst,gw-flood|none] [--direct 10]
+     [--phases steady,burst,flood,gw-steady,gw-burst,gw-flood,gw-drain|none] [--direct 10]
 
 Everything runs on this machine (127.0.0.1) and stops by itself:
 
@@ -14,6 +14,9 @@ Everything runs on this machine (127.0.0.1) and stops by itself:
 * publisher processes that play the sensors: one reading a minute each (4,500 msg/s) for ``--steady`` seconds, then
   a 5× burst for ``--burst`` seconds, then a flood (as fast as the publishers go), then gateways batching 100 readings
   a message at the same reading rates for ``--gateway`` seconds;
+* ``gw-drain``: the twin stops (its session stays with the broker), publishers put ``--drain-messages`` gateway
+  messages into the broker, then a bare subscriber with its own session drains its copy, then the twin restarts and
+  drains its own: the ingest capacity with no publisher competing for the two cores;
 * an SSE client on ``/alarms/stream``: about once a second a residual-current sensor reports 480 mA, and the time from
   its publish to its alarm event on the stream is the latency.
 
@@ -30,184 +33,30 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import OUT, free_port, summarize
+from bench.iot_clients import Sse, counter_process, publisher_process, start_broker, start_twin
+from bench.iot_direct import direct_commit
 
 SENSORS = 270_000
-PREFIX = "bench"
-BROKER_SETTINGS = """\
-persistence true
-autosave_interval 60
-max_inflight_messages 0
-max_queued_messages 1000000
-max_queued_bytes 0
-persistent_client_expiration 14d
-"""
-
-
-# -- processes ------------------------------------------------------------------------------------------------
-
-
-def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    conf = workdir / "mosquitto.conf"
-    user = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{user}persistence_location {workdir}/\n"
-                    + BROKER_SETTINGS)
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    return proc, port
-
-
-def start_twin(location: str, broker_port: int, http_port: int) -> subprocess.Popen[bytes]:
-    where = {"TWIN_DATABASE_URL": location} if "://" in location else {"TWIN_GPKG_PATH": location}
-    env = {**os.environ, **where, "TWIN_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}",
-           "TWIN_MQTT_CLIENT_ID": f"bench-ingest-{uuid.uuid4().hex[:6]}", "TWIN_MQTT_TOPIC_PREFIX": PREFIX,
-           "TWIN_IOT_STREAM_PING_S": "1",
-           # the phases pause between them (drains, floods): that is not sensors going offline
-           "TWIN_ALARM_OFFLINE_AFTER_INTERVALS": "1000"}
-    return subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host",
-                             "127.0.0.1", "--port", str(http_port), "--log-level", "warning"], env=env,
-                            cwd=Path(__file__).resolve().parent.parent)
-
-
-def counter_process(port: int, messages: Any, readings: Any, ready: Any, stop: Any) -> None:
-    """The bare subscriber: QoS 1, persistent session, counts messages and readings, nothing else."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
-    def on_message(_c: Any, _u: Any, msg: Any) -> None:
-        n = msg.payload.count(b'"value"')
-        with messages.get_lock():
-            messages.value += 1
-            readings.value += n
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-count-{uuid.uuid4().hex[:6]}",
-                         protocol=mqtt.MQTTv5)
-    client.on_message = on_message
-    client.on_subscribe = lambda *_: ready.set()
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
-    props.ReceiveMaximum = 65535
-    client.connect("127.0.0.1", port, clean_start=False, properties=props)
-    client.subscribe(f"{PREFIX}/sensors/+/readings", qos=1)
-    client.loop_start()
-    stop.wait()
-    client.disconnect()
-    client.loop_stop()
-
-
-def publisher_process(port: int, ids: np.ndarray, normal: np.ndarray, probes: list[int], rate: float,
-                      duration: float, batch: int, probe_every: float, out: Any, flood: int = 0) -> None:
-    """Publish at ``rate`` readings/s for ``duration`` s (``batch`` readings a message), or ``flood`` messages at once.
-
-    Puts (messages, readings, {probe sensor: publish time}, seconds taken) on ``out``.
-    """
-    import paho.mqtt.client as mqtt
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
-                         protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(0)
-    client.max_queued_messages_set(0)
-    acked = [0]
-
-    def on_publish(*_: Any) -> None:
-        acked[0] += 1
-
-    client.on_publish = on_publish
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    rng = np.random.default_rng(os.getpid())
-    order = rng.permutation(len(ids))
-    cursor, sent_msgs, sent_readings, probe_times = 0, 0, 0, {}
-    window = 30_000  # messages awaiting their PUBACK (MQTT message ids are 16-bit: stay well below 65,535)
-    started = time.time()
-    next_probe = started + probe_every
-    limit = flood if flood else None
-    while True:
-        now = time.time()
-        if limit is None and now - started >= duration:
-            break
-        due = limit if limit is not None else int((now - started) * rate / batch) - sent_msgs
-        for _ in range(max(due, 0)):
-            while sent_msgs - acked[0] >= window:  # the broker pushes back: so do we (and the offer drops)
-                time.sleep(0.001)
-            at = time.time()  # per message: a sensor never reports twice in one millisecond
-            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
-            if batch == 1:
-                k = order[cursor % len(order)]
-                cursor += 1
-                topic = f"{PREFIX}/sensors/{ids[k]}/readings"
-                body = orjson.dumps({"ts": ts, "value": float(normal[k])})
-                sent_readings += 1
-            else:
-                ks = order[np.arange(cursor, cursor + batch) % len(order)]
-                cursor += batch
-                topic = f"{PREFIX}/sensors/gw-{os.getpid()}/readings"
-                body = orjson.dumps([{"sensor_id": int(ids[k]), "ts": ts, "value": float(normal[k])} for k in ks])
-                sent_readings += batch
-            client.publish(topic, body, qos=1)
-            sent_msgs += 1
-        if probes and time.time() >= next_probe and limit is None:
-            sensor = probes.pop()
-            at = time.time()
-            probe_times[sensor] = at
-            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
-            client.publish(f"{PREFIX}/sensors/{sensor}/readings", orjson.dumps({"ts": ts, "value": 480.0}), qos=1)
-            sent_msgs += 1
-            sent_readings += 1
-            next_probe += probe_every
-        if limit is not None:
-            break
-        time.sleep(0.005)
-    deadline = time.time() + 120
-    while acked[0] < sent_msgs and time.time() < deadline:
-        time.sleep(0.01)
-    took = time.time() - started
-    client.disconnect()
-    client.loop_stop()
-    out.put((sent_msgs, sent_readings, probe_times, took))
+#: The counters of ``GET /ingest/stats`` that restarts of the twin carry over.
+CARRIED = ("stored", "duplicates", "dead_letters", "alarms_opened")
 
 
 # -- the bench ------------------------------------------------------------------------------------------------
-
-
-class Sse(threading.Thread):
-    """Receive times of alarm events by sensor id."""
-
-    def __init__(self, url: str, headers: dict[str, str]):
-        super().__init__(daemon=True)
-        self.url, self.headers = url, headers
-        self.received: dict[int, float] = {}
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        with httpx.Client(timeout=httpx.Timeout(10, read=30)) as client, \
-                client.stream("GET", f"{self.url}/alarms/stream", headers=self.headers,
-                              params={"type": "alarm"}) as response:
-            for line in response.iter_lines():
-                if self.stop.is_set():
-                    return
-                if line.startswith("data:"):
-                    event = orjson.loads(line[5:])
-                    if event.get("action") == "opened" and event.get("alarm_type") == "residual_current_high":
-                        self.received.setdefault(int(event["sensor_id"]), time.time())
 
 
 def dataset() -> Path:
@@ -220,9 +69,62 @@ def dataset() -> Path:
     return base
 
 
-def stats(url: str, headers: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = httpx.get(f"{url}/ingest/stats", headers=headers, timeout=30).json()
-    return out
+class TwinProcess:
+    """The twin in its own process. A restart takes up the same broker session; counters carry over restarts."""
+
+    def __init__(self, location: str, broker_port: int, key: str):
+        self.location, self.broker_port = location, broker_port
+        self.client_id = f"bench-ingest-{uuid.uuid4().hex[:6]}"
+        self.http_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.carried: Counter[str] = Counter()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, wait: bool = True) -> None:
+        self.proc = start_twin(self.location, self.broker_port, self.http_port, self.client_id)
+        if wait:
+            self.wait_connected()
+
+    def wait_connected(self) -> None:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if (self.raw_stats().get("mqtt") or {}).get("connected"):
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError("the twin did not start")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Stop once what was received is committed (its counters carry over to the next start)."""
+        last, settled = self.raw_stats(), 0
+        while settled < 10:
+            time.sleep(0.1)
+            now = self.raw_stats()
+            settled = settled + 1 if committed(now) == committed(last) else 0
+            last = now
+        for name in CARRIED:
+            self.carried[name] += int(last[name])
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.proc = None
+
+    def raw_stats(self, **params: Any) -> dict[str, Any]:
+        out: dict[str, Any] = httpx.get(f"{self.url}/ingest/stats", headers=self.headers, params=params,
+                                        timeout=30).json()
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """``GET /ingest/stats`` with the counters of earlier runs added."""
+        out = self.raw_stats()
+        return {**out, **{name: int(out[name]) + self.carried[name] for name in CARRIED}}
 
 
 def committed(s: dict[str, Any]) -> int:
@@ -230,36 +132,48 @@ def committed(s: dict[str, Any]) -> int:
     return int(s["stored"] + s["duplicates"] + s["dead_letters"])
 
 
-def run_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, rate: float, duration: float,
-              batch: int = 1, flood: int = 0, probe: bool = True) -> dict[str, Any]:
-    url, headers, port = ctx["url"], ctx["headers"], ctx["broker_port"]
-    first = stats(url, headers)
-    before, before_stored = committed(first), first["stored"]
-    counted_before = ctx["readings"].value
+def publish(args: argparse.Namespace, ctx: dict[str, Any], *, rate: float, duration: float, batch: int,
+            flood: int, probe: bool) -> tuple[int, int, dict[int, float]]:
+    """Run the publisher processes; returns messages and readings sent and the probes' publish times."""
     queue: Any = mp.Queue()
     n_pub = args.publishers
     per_probe = [ctx["probes"][i::n_pub] for i in range(n_pub)] if probe else [[] for _ in range(n_pub)]
-    started = time.time()
     # each publisher plays its own sensors, so no sensor reports twice in one millisecond
     procs = [mp.Process(target=publisher_process, args=(
-        port, ctx["ids"][i::n_pub], ctx["normal"][i::n_pub], per_probe[i], rate / n_pub, duration, batch,
-        args.probe_every * n_pub, queue, flood // n_pub if flood else 0)) for i in range(n_pub)]
+        ctx["broker_port"], ctx["ids"][i::n_pub], ctx["normal"][i::n_pub], per_probe[i], rate / n_pub, duration,
+        batch, args.probe_every * n_pub, queue, flood // n_pub if flood else 0)) for i in range(n_pub)]
     for p in procs:
         p.start()
     results = [queue.get() for _ in procs]
     for p in procs:
         p.join()
-    published_at = time.time()
-    sent_msgs = sum(r[0] for r in results)
-    sent = sum(r[1] for r in results)
     probe_times: dict[int, float] = {}
     for r in results:
         probe_times.update(r[2])
+    return sum(r[0] for r in results), sum(r[1] for r in results), probe_times
+
+
+def print_stages(twin: TwinProcess, since: float) -> None:
+    stages = twin.raw_stats(timings_since=since).get("timings_ms", {})
+    print(" " * 22 + "twin stages (p50/p95 ms; batch in messages): " + ", ".join(
+        f"{stage} {v['p50']:g}/{v['p95']:g}" for stage, v in stages.items()), flush=True)
+
+
+def run_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, rate: float, duration: float,
+              batch: int = 1, flood: int = 0, probe: bool = True) -> dict[str, Any]:
+    twin: TwinProcess = ctx["twin"]
+    first = twin.stats()
+    before, before_stored = committed(first), first["stored"]
+    counted_before = ctx["readings"].value
+    started = time.time()
+    sent_msgs, sent, probe_times = publish(args, ctx, rate=rate, duration=duration, batch=batch, flood=flood,
+                                           probe=probe)
+    published_at = time.time()
     done = stored = counted = 0
     twin_done = bare_done = None
     deadline = time.time() + args.drain
     while time.time() < deadline and (twin_done is None or bare_done is None):
-        now_stats = stats(url, headers)
+        now_stats = twin.stats()
         done, stored = committed(now_stats) - before, now_stats["stored"] - before_stored
         counted = ctx["readings"].value - counted_before
         if twin_done is None and done >= sent:
@@ -272,8 +186,6 @@ def run_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, rate:
     ctx["probes"] = [p for p in ctx["probes"] if p not in probe_times]
     time.sleep(1.0)
     latencies = [(ctx["sse"].received[s] - t) * 1000 for s, t in probe_times.items() if s in ctx["sse"].received]
-    stages = httpx.get(f"{url}/ingest/stats", headers=headers, params={"timings_since": started},
-                       timeout=30).json().get("timings_ms", {})
     row = {"phase": name, "messages": sent_msgs, "readings": sent,
            "offered_per_s": sent / max(published_at - started, 1e-9), "stored": stored, "done": done,
            "twin_per_s": done / max(twin_done - started, 1e-9), "counted": counted,
@@ -283,82 +195,72 @@ def run_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, rate:
           f"twin committed {done:>9,} ({stored:,} new) at {row['twin_per_s']:>7,.0f}/s, not yet {sent - done:,} | "
           f"bare counted {counted:>9,} at {row['bare_per_s']:>7,.0f}/s, not yet {sent - counted:,} | "
           f"publish→alarm {summarize(latencies) if latencies else 'n/a'}", flush=True)
-    print(" " * 22 + "twin stages (p50/p95 ms; batch in messages): " + ", ".join(
-        f"{stage} {v['p50']:g}/{v['p95']:g}" for stage, v in stages.items()), flush=True)
+    print_stages(twin, started)
     return row
 
 
-def direct_commit(location: str, ids: np.ndarray, normal: np.ndarray, batches: int, per: int) -> None:
-    """Gateway batches (200 messages of ``per`` readings) parsed and committed in this process, no broker between:
-    what the store, the parser and the engine sustain on their own."""
-    from twin.iot import IotRuntime, IotSettings
-    from twin.iot.payload import Message
-    from twin.store.opening import open_store
+def drain_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, batch: int,
+                messages: int) -> dict[str, Any]:
+    """A backlog in the broker, drained first by a bare subscriber, then by the restarted twin."""
+    twin: TwinProcess = ctx["twin"]
+    port = ctx["broker_port"]
+    bare_id = f"bench-drain-count-{uuid.uuid4().hex[:6]}"
+    counted, ready, stop = mp.Value("q", 0), mp.Event(), mp.Event()
 
-    store = open_store(location)
-    runtime = IotRuntime(store, IotSettings())
-    runtime.state()
-    rng = np.random.default_rng(1)
-    prepared = []
-    for b in range(batches):
-        at = time.time() - 3600 + b  # an hour back: no clash with what the publishers stamped
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
-        messages = []
-        for m in range(200):
-            ks = rng.integers(0, len(ids), per)
-            stamp = f"{ts}.{m:03d}Z"
-            messages.append(Message(f"{PREFIX}/sensors/gw-direct/readings", orjson.dumps(
-                [{"sensor_id": int(ids[k]), "ts": stamp, "value": float(normal[k])} for k in ks])))
-        prepared.append(messages)
-    parse_s = commit_s = 0.0
-    readings = 0
-    for messages in prepared:
-        started = time.perf_counter()
-        parsed = runtime.parse_messages(messages)
-        parsed_at = time.perf_counter()
-        result = runtime.commit(parsed)
-        commit_s += time.perf_counter() - parsed_at
-        parse_s += parsed_at - started
-        readings += result.accepted
-    if "://" in location:
-        append_vs_copy(store, ids, batches, per * 200)
-    store.close()
-    print(f"in-process gateway batches ({batches} × 200 messages × {per} readings, no broker): parse "
-          f"{readings / parse_s:,.0f} readings/s, commit (store + engine) {readings / commit_s:,.0f} readings/s, "
-          f"both {readings / (parse_s + commit_s):,.0f} readings/s", flush=True)
+    def bare_subscriber() -> mp.Process:
+        proc = mp.Process(target=counter_process, args=(port, bare_id, mp.Value("q", 0), counted, ready, stop))
+        proc.start()
+        assert ready.wait(10), "the bare subscriber did not subscribe"
+        return proc
 
+    proc = bare_subscriber()  # its session from now on: the broker queues its copy of the backlog
+    stop.set()
+    proc.join(timeout=10)
+    twin.stop()
+    published = time.time()
+    sent_msgs, sent, _ = publish(args, ctx, rate=0, duration=0, batch=batch, flood=messages, probe=False)
+    print(f"{name:>20}: {sent_msgs:,} messages, {sent:,} readings queued at the broker in "
+          f"{time.time() - published:.1f} s while the twin was down", flush=True)
 
-def append_vs_copy(store: Any, ids: np.ndarray, batches: int, size: int) -> None:
-    """PostGIS only: ``Store.append`` of readings frames beside a bare COPY of the same kind of rows, interleaved."""
-    from layers import get_layer
-    from twin.store import pg_copy
-    from twin.validate import normalize_frame
+    ready.clear()
+    stop.clear()
+    started = time.time()
+    proc = bare_subscriber()
+    deadline = started + args.drain
+    while counted.value < sent and time.time() < deadline:
+        time.sleep(0.02)
+    bare_s = time.time() - started
+    stop.set()
+    proc.join(timeout=10)
+    bare_per_s = counted.value / bare_s
 
-    layer = get_layer("readings")
-    rng = np.random.default_rng(2)
-    start = int((time.time() - 7200) * 1000)
-
-    def frame(k: int) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame({"sensor_id": ids[rng.integers(0, len(ids), size)],
-                             "ts": pd.to_datetime(start + k * size + np.arange(size), unit="ms", utc=True),
-                             "value": rng.random(size)})
-
-    append_s = bare_s = 0.0
-    for k in range(batches):
-        rows = frame(2 * k)
-        began = time.perf_counter()
-        store.append("readings", rows)
-        append_s += time.perf_counter() - began
-        payload = pg_copy.encode(layer, normalize_frame(layer, frame(2 * k + 1)), None)  # prepared: no validation
-        began = time.perf_counter()
-        with store.engine.begin() as conn:
-            pg_copy.copy_in(conn, "readings", payload)
-        bare_s += time.perf_counter() - began
-    total = batches * size
-    print(f"readings into PostGIS, {batches} batches of {size:,}: Store.append {total / append_s:,.0f}/s, bare COPY "
-          f"{total / bare_s:,.0f}/s ({100 * bare_s / append_s:.0f}% of the bare COPY rate)", flush=True)
+    before = committed({name: twin.carried[name] for name in CARRIED})
+    started = time.time()
+    twin.start(wait=False)
+    first_at = first_done = None
+    done = 0
+    deadline = started + args.drain
+    while time.time() < deadline:
+        try:
+            done = committed(twin.stats()) - before
+        except httpx.HTTPError:
+            done = 0
+        if done > 0 and first_at is None:
+            first_at, first_done = time.time(), done
+        if done >= sent:
+            break
+        time.sleep(0.05)
+    finished = time.time()
+    twin_per_s = done / (finished - started)
+    flowing = (done - (first_done or 0)) / max(finished - (first_at or started), 1e-9)
+    print(f"{'':>20}  bare subscriber drained {counted.value:,} readings at {bare_per_s:,.0f}/s | twin committed "
+          f"{done:,} at {twin_per_s:,.0f}/s from its restart (process start and directory load included), "
+          f"{flowing:,.0f}/s from its first commit; not yet {sent - done:,}", flush=True)
+    print_stages(twin, started)
+    return {"phase": name, "messages": sent_msgs, "readings": sent, "offered_per_s": 0.0, "stored": done,
+            "done": done, "twin_per_s": twin_per_s, "flowing_per_s": flowing, "counted": counted.value,
+            "bare_per_s": bare_per_s, "missing_twin": sent - done, "missing_bare": sent - counted.value,
+            "latency": [], "probes": 0, "live_uncounted": sent}
 
 
 def load_postgis(url: str, gpkg: Path) -> None:
@@ -388,6 +290,8 @@ def main() -> None:
     parser.add_argument("--gateway", type=float, default=60.0, help="seconds of each gateway phase")
     parser.add_argument("--batch", type=int, default=100, help="readings per gateway message")
     parser.add_argument("--flood", type=int, default=60_000, help="messages sent as fast as possible")
+    parser.add_argument("--drain-messages", type=int, default=20_000,
+                        help="gateway messages queued at the broker for the gw-drain phase")
     parser.add_argument("--publishers", type=int, default=2)
     parser.add_argument("--probe-every", type=float, default=1.0, help="seconds between alarm probes")
     parser.add_argument("--drain", type=float, default=180.0, help="longest wait for the twin to catch up (s)")
@@ -397,7 +301,7 @@ def main() -> None:
     parser.add_argument("--direct", type=int, default=10,
                         help="in-process gateway batches committed after the MQTT phases (0: none)")
     parser.add_argument("--phases", default="all",
-                        help="comma-separated subset of: steady,burst,flood,gw-steady,gw-burst,gw-flood; "
+                        help="comma-separated subset of: steady,burst,flood,gw-steady,gw-burst,gw-flood,gw-drain; "
                              "none (only --direct)")
     args = parser.parse_args()
     if args.quick:
@@ -429,29 +333,20 @@ def main() -> None:
           flush=True)
 
     broker, broker_port = start_broker(workdir)
-    http_port = free_port()
-    twin = start_twin(location, broker_port, http_port)
+    twin = TwinProcess(location, broker_port, key)
+    twin.start(wait=False)
     messages, readings = mp.Value("q", 0), mp.Value("q", 0)
     ready, stop = mp.Event(), mp.Event()
-    counter = mp.Process(target=counter_process, args=(broker_port, messages, readings, ready, stop))
+    counter = mp.Process(target=counter_process, args=(broker_port, f"bench-count-{uuid.uuid4().hex[:6]}", messages,
+                                                       readings, ready, stop))
     counter.start()
-    url, headers = f"http://127.0.0.1:{http_port}", {"Authorization": f"Bearer {key}"}
-    sse = Sse(url, headers)
+    sse = Sse(twin.url, twin.headers)
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if (stats(url, headers).get("mqtt") or {}).get("connected"):
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline or twin.poll() is not None:
-                raise RuntimeError("the twin did not start")
-            time.sleep(0.5)
+        twin.wait_connected()
         assert ready.wait(10), "the bare subscriber did not subscribe"
         sse.start()
         time.sleep(1.0)
-        ctx = {"url": url, "headers": headers, "broker_port": broker_port, "ids": ids, "normal": normal,
+        ctx = {"twin": twin, "broker_port": broker_port, "ids": ids, "normal": normal,
                "probes": probes[::-1], "readings": readings, "sse": sse}
         phases: dict[str, Any] = {
             "steady": lambda: run_phase("steady 1/msg", args, ctx, rate=args.rate, duration=args.steady),
@@ -464,6 +359,8 @@ def main() -> None:
                                           rate=args.rate * args.burst_factor, duration=args.gateway, batch=args.batch),
             "gw-flood": lambda: run_phase(f"flood {args.batch}/msg", args, ctx, rate=0, duration=0, batch=args.batch,
                                           flood=max(args.flood // 20, 2 * args.publishers), probe=False),
+            "gw-drain": lambda: drain_phase(f"drain {args.batch}/msg", args, ctx, batch=args.batch,
+                                            messages=args.drain_messages),
         }
         chosen = list(phases) if args.phases == "all" else [] if args.phases == "none" else [
             p.strip() for p in args.phases.split(",")]
@@ -472,11 +369,11 @@ def main() -> None:
             raise SystemExit(f"unknown phases {sorted(unknown)}; choose from {list(phases)}")
         rows = [phases[name]() for name in chosen]
         published = sum(r["readings"] for r in rows)
-        final = stats(url, headers)
+        final = twin.stats()
         deadline = time.time() + args.drain
         while committed(final) < published and time.time() < deadline:  # the last backlog
             time.sleep(0.5)
-            final = stats(url, headers)
+            final = twin.stats()
         print(f"\ntotals: {published:,} readings published; the twin stored {final['stored']:,}, recognised "
               f"{final['duplicates']:,} duplicates, dead-lettered {final['dead_letters']:,}: lost "
               f"{published - committed(final):,}; the bare subscriber lost {published - readings.value:,}; "
@@ -486,7 +383,7 @@ def main() -> None:
             print(f"publish → alarm on the SSE stream, all phases: {summarize(all_latency)}")
         if args.direct:
             direct_commit(location, ids, normal, args.direct, args.batch)
-        for flood in (r for r in rows if r["phase"].startswith("flood")):
+        for flood in (r for r in rows if r["phase"].startswith(("flood", "drain"))):
             print(f"{flood['phase']}: the twin stored {flood['twin_per_s']:,.0f} readings/s, "
                   f"{100 * flood['twin_per_s'] / max(flood['bare_per_s'], 1e-9):.0f}% of the bare subscriber's "
                   f"{flood['bare_per_s']:,.0f}/s")
@@ -494,11 +391,12 @@ def main() -> None:
         sse.stop.set()
         stop.set()
         counter.join(timeout=10)
-        twin.terminate()
-        try:
-            twin.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            twin.kill()
+        if twin.proc is not None:
+            twin.proc.terminate()
+            try:
+                twin.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                twin.proc.kill()
         broker.terminate()
         broker.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,185 @@
+"""The processes and clients of the IoT bench: a Mosquitto with production settings, the twin, publishers that play
+the sensors, a bare subscriber that only counts, and an SSE client timing alarm events."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import free_port
+
+PREFIX = "bench"
+BROKER_SETTINGS = """\
+persistence true
+autosave_interval 60
+max_inflight_messages 0
+max_queued_messages 1000000
+max_queued_bytes 0
+persistent_client_expiration 14d
+"""
+
+
+# -- processes ------------------------------------------------------------------------------------------------
+
+
+def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    user = "user root\n" if os.geteuid() == 0 else ""
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{user}persistence_location {workdir}/\n"
+                    + BROKER_SETTINGS)
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc, port
+
+
+def start_twin(location: str, broker_port: int, http_port: int, client_id: str) -> subprocess.Popen[bytes]:
+    """The twin with its MQTT ingester; the same ``client_id`` on a restart takes up the same broker session."""
+    where = {"TWIN_DATABASE_URL": location} if "://" in location else {"TWIN_GPKG_PATH": location}
+    env = {**os.environ, **where, "TWIN_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}",
+           "TWIN_MQTT_CLIENT_ID": client_id, "TWIN_MQTT_TOPIC_PREFIX": PREFIX,
+           "TWIN_IOT_STREAM_PING_S": "1",
+           # the phases pause between them (drains, floods): that is not sensors going offline
+           "TWIN_ALARM_OFFLINE_AFTER_INTERVALS": "1000"}
+    return subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host",
+                             "127.0.0.1", "--port", str(http_port), "--log-level", "warning"], env=env,
+                            cwd=Path(__file__).resolve().parent.parent)
+
+
+def counter_process(port: int, client_id: str, messages: Any, readings: Any, ready: Any, stop: Any) -> None:
+    """The bare subscriber: QoS 1, persistent session ``client_id``, counts messages and readings, nothing else."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        n = msg.payload.count(b'"value"')
+        with messages.get_lock():
+            messages.value += 1
+            readings.value += n
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.on_subscribe = lambda *_: ready.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    props.ReceiveMaximum = 65535
+    client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    client.subscribe(f"{PREFIX}/sensors/+/readings", qos=1)
+    client.loop_start()
+    stop.wait()
+    client.disconnect()
+    client.loop_stop()
+
+
+def publisher_process(port: int, ids: np.ndarray, normal: np.ndarray, probes: list[int], rate: float,
+                      duration: float, batch: int, probe_every: float, out: Any, flood: int = 0) -> None:
+    """Publish at ``rate`` readings/s for ``duration`` s (``batch`` readings a message), or ``flood`` messages at once.
+
+    Puts (messages, readings, {probe sensor: publish time}, seconds taken) on ``out``.
+    """
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
+                         protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(0)
+    client.max_queued_messages_set(0)
+    acked = [0]
+
+    def on_publish(*_: Any) -> None:
+        acked[0] += 1
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    rng = np.random.default_rng(os.getpid())
+    order = rng.permutation(len(ids))
+    cursor, sent_msgs, sent_readings, probe_times = 0, 0, 0, {}
+    window = 30_000  # messages awaiting their PUBACK (MQTT message ids are 16-bit: stay well below 65,535)
+    started = time.time()
+    next_probe = started + probe_every
+    limit = flood if flood else None
+    while True:
+        now = time.time()
+        if limit is None and now - started >= duration:
+            break
+        due = limit if limit is not None else int((now - started) * rate / batch) - sent_msgs
+        for _ in range(max(due, 0)):
+            while sent_msgs - acked[0] >= window:  # the broker pushes back: so do we (and the offer drops)
+                time.sleep(0.001)
+            at = time.time()  # per message: a sensor never reports twice in one millisecond
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+            if batch == 1:
+                k = order[cursor % len(order)]
+                cursor += 1
+                topic = f"{PREFIX}/sensors/{ids[k]}/readings"
+                body = orjson.dumps({"ts": ts, "value": float(normal[k])})
+                sent_readings += 1
+            else:
+                ks = order[np.arange(cursor, cursor + batch) % len(order)]
+                cursor += batch
+                topic = f"{PREFIX}/sensors/gw-{os.getpid()}/readings"
+                body = orjson.dumps([{"sensor_id": int(ids[k]), "ts": ts, "value": float(normal[k])} for k in ks])
+                sent_readings += batch
+            client.publish(topic, body, qos=1)
+            sent_msgs += 1
+        if probes and time.time() >= next_probe and limit is None:
+            sensor = probes.pop()
+            at = time.time()
+            probe_times[sensor] = at
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+            client.publish(f"{PREFIX}/sensors/{sensor}/readings", orjson.dumps({"ts": ts, "value": 480.0}), qos=1)
+            sent_msgs += 1
+            sent_readings += 1
+            next_probe += probe_every
+        if limit is not None:
+            break
+        time.sleep(0.005)
+    deadline = time.time() + 120
+    while acked[0] < sent_msgs and time.time() < deadline:
+        time.sleep(0.01)
+    took = time.time() - started
+    client.disconnect()
+    client.loop_stop()
+    out.put((sent_msgs, sent_readings, probe_times, took))
+
+
+
+class Sse(threading.Thread):
+    """Receive times of alarm events by sensor id."""
+
+    def __init__(self, url: str, headers: dict[str, str]):
+        super().__init__(daemon=True)
+        self.url, self.headers = url, headers
+        self.received: dict[int, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():  # the twin restarts in the drain phase: reconnect
+            try:
+                self._listen()
+            except httpx.HTTPError:
+                time.sleep(0.5)
+
+    def _listen(self) -> None:
+        with httpx.Client(timeout=httpx.Timeout(10, read=30)) as client, \
+                client.stream("GET", f"{self.url}/alarms/stream", headers=self.headers,
+                              params={"type": "alarm"}) as response:
+            for line in response.iter_lines():
+                if self.stop.is_set():
+                    return
+                if line.startswith("data:"):
+                    event = orjson.loads(line[5:])
+                    if event.get("action") == "opened" and event.get("alarm_type") == "residual_current_high":
+                        self.received.setdefault(int(event["sensor_id"]), time.time())
