@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import orjson
@@ -67,6 +68,33 @@ def test_readings_published_while_the_ingester_is_down_arrive_when_it_returns(li
     wait_until(lambda: live.readings_of(sensor) == before + n, timeout=30)
     time.sleep(0.5)
     assert live.readings_of(sensor) == before + n
+
+
+def test_batches_stored_side_by_side_are_evaluated_and_acknowledged_in_arrival_order(live: Live) -> None:
+    sensor = live.pick["hydrant_pressure"]
+    runtime = live.runtime
+    runtime.ingester.stop()
+    settings = live.settings.mqtt.model_copy(update={"batch_messages": 3, "committers": 3})
+    evaluated: list[list[int]] = []
+    real_evaluate = runtime.evaluate
+
+    def recording(batch: Any) -> Any:  # the real evaluate, noting the order batches reach it
+        evaluated.append(batch.parsed.readings.ts_ms.tolist())
+        return real_evaluate(batch)
+
+    runtime.evaluate = recording  # type: ignore[method-assign]
+    before = live.readings_of(sensor)
+    n = 240
+    live.publisher.send_many([(live.publisher.topic(sensor), orjson.dumps({"ts": stamp(n - i), "value": 0.5}))
+                              for i in range(n)])  # while the ingester is away: it meets them all at once
+    runtime.ingester = MqttIngester(runtime, settings)
+    runtime.ingester.start()
+    wait_until(lambda: live.readings_of(sensor) == before + n, timeout=30)
+    wait_until(lambda: sum(len(b) for b in evaluated) >= n)
+    stamps = [t for batch in evaluated for t in batch]
+    assert len(evaluated) >= n // 3 and stamps == sorted(stamps) and len(set(stamps)) == n
+    assert runtime.state().last_seen_ms[runtime.directory().rows_of_ids([sensor])[0]] == stamps[-1]
+    assert runtime.ingester.committed_messages == n
 
 
 def test_duplicates_are_stored_once(live: Live) -> None:

@@ -7,9 +7,9 @@
 * **Nothing twice**: redelivered readings hit the store's idempotent append (unique on sensor and timestamp) and the
   engine ignores readings that are not newer than what it has seen.
 * **Keeping up**: ``on_message`` only appends to an in-memory inbox; a parser thread takes up to ``batch_messages``
-  messages (or what arrived within ``batch_window_ms``) and parses them in bulk while a committer thread commits the
-  batch before in one transaction (the store works on one core while Python parses on the other); batches are
-  committed and acknowledged in the order they arrived.
+  messages (or what arrived within ``batch_window_ms``) and parses them in bulk while ``committers`` threads store
+  the batches before it side by side (on PostGIS each COPY runs in a server process of its own); then, one batch at
+  a time and in arrival order, the engine evaluates a stored batch and its messages are acknowledged.
   A large Receive Maximum lets the broker keep many messages in flight while a batch commits, and a shared
   subscription (``$share/twin/…``) lets several ingesters split the load.
 * **Reconnects** with exponential backoff (paho's ``reconnect_delay_set``); acknowledgements are only sent on the
@@ -64,9 +64,12 @@ class MqttIngester:
         self.last_error: str | None = None
         self.committed_messages = 0
         self._parser: threading.Thread | None = None
-        self._committer: threading.Thread | None = None
-        #: Parsed batches waiting for the committer: one, so a second is parsed while the first commits, no more.
-        self._parsed: queue.Queue[tuple[list[Received], Parsed]] = queue.Queue(maxsize=1)
+        self._committers: list[threading.Thread] = []
+        #: Parsed batches (numbered in arrival order) waiting for a committer: one, parsed while others commit.
+        self._parsed: queue.Queue[tuple[int, list[Received], Parsed]] = queue.Queue(maxsize=1)
+        #: The number of the next batch to evaluate and acknowledge.
+        self._turn = 0
+        self._turn_changed = threading.Condition()
         self.client = self._client()
 
     # -- the paho client --------------------------------------------------------------------------------------
@@ -125,17 +128,21 @@ class MqttIngester:
         self.client.connect_async(address.host, address.port, keepalive=self.settings.keepalive_s,
                                   clean_start=False, properties=props)
         self.client.loop_start()
+        self._turn = 0
+        while not self._parsed.empty():  # a batch left from before a stop: the broker delivers it again
+            self._parsed.get_nowait()
         self._parser = threading.Thread(target=self._parse_loop, name="twin-mqtt-parse", daemon=True)
-        self._committer = threading.Thread(target=self._commit_loop, name="twin-mqtt-commit", daemon=True)
-        self._parser.start()
-        self._committer.start()
+        self._committers = [threading.Thread(target=self._commit_loop, name=f"twin-mqtt-commit-{i}", daemon=True)
+                            for i in range(self.settings.committers)]
+        for thread in (self._parser, *self._committers):
+            thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Commit the batch in hand, then disconnect; what was not committed stays with the broker."""
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
-        for thread in (self._parser, self._committer):
+        for thread in (self._parser, *self._committers):
             if thread is not None:
                 thread.join(timeout=timeout)
         self.client.disconnect()
@@ -178,6 +185,7 @@ class MqttIngester:
             return batch
 
     def _parse_loop(self) -> None:
+        sequence = 0
         while not self._stopping.is_set():
             batch = self._take()
             if not batch:
@@ -185,12 +193,13 @@ class MqttIngester:
             parsed = self._retrying("parse", batch, functools.partial(self._parse, batch))
             if parsed is None:
                 return
-            while True:  # wait for the committer; at stop it still takes this one
+            while True:  # wait for a committer; at stop they still take this one
                 try:
-                    self._parsed.put((batch, parsed), timeout=0.5)
+                    self._parsed.put((sequence, batch, parsed), timeout=0.5)
+                    sequence += 1
                     break
                 except queue.Full:
-                    if self._committer is None or not self._committer.is_alive():
+                    if not any(t.is_alive() for t in self._committers):
                         return
 
     def _parse(self, batch: list[Received]) -> Parsed:
@@ -205,12 +214,12 @@ class MqttIngester:
     def _commit_loop(self) -> None:
         while True:
             try:
-                batch, parsed = self._parsed.get(timeout=0.2)
+                sequence, batch, parsed = self._parsed.get(timeout=0.2)
             except queue.Empty:
                 if self._stopping.is_set() and (self._parser is None or not self._parser.is_alive()):
                     return
                 continue
-            if not self._commit(batch, parsed):
+            if not self._commit(sequence, batch, parsed):
                 return
 
     def _retrying(self, what: str, batch: list[Received], run: Callable[[], T]) -> T | None:
@@ -226,16 +235,38 @@ class MqttIngester:
                     return None
                 delay = min(delay * 2, 5.0)
 
-    def _commit(self, batch: list[Received], parsed: Parsed) -> bool:
-        """Commit ``batch`` (retrying while the store is failing), then acknowledge it; False if stopped first."""
-        if self._retrying("commit", batch, lambda: self.runtime.commit(parsed, received=len(batch))) is None:
+    def _commit(self, sequence: int, batch: list[Received], parsed: Parsed) -> bool:
+        """Store ``batch`` (beside the other committers), then in arrival order evaluate and acknowledge it.
+
+        Every step retries while the store is failing. False if the ingester stopped first: the batch is then not
+        acknowledged, and the broker delivers it again (its readings are stored once).
+        """
+        started = time.perf_counter()
+        stored = self._retrying("store", batch, lambda: self.runtime.store_batch(parsed, received=len(batch)))
+        if stored is None:
             return False
-        with self._epoch_lock:
-            epoch = self._epoch
-            for msg_epoch, mid, qos, *_ in batch:
-                if msg_epoch == epoch and qos > 0:
-                    self.client.ack(mid, qos)
-        self.committed_messages += len(batch)
+        stored_at = time.perf_counter()
+        with self._turn_changed:
+            while self._turn != sequence:
+                if self._stopping.is_set():
+                    return False
+                self._turn_changed.wait(0.2)
+        try:
+            if self._retrying("evaluate", batch, lambda: self.runtime.evaluate(stored)) is None:
+                return False
+            with self._epoch_lock:
+                epoch = self._epoch
+                for msg_epoch, mid, qos, *_ in batch:
+                    if msg_epoch == epoch and qos > 0:
+                        self.client.ack(mid, qos)
+            self.committed_messages += len(batch)
+        finally:
+            with self._turn_changed:
+                self._turn += 1
+                self._turn_changed.notify_all()
+        timings = self.runtime.timings
+        timings.record("turn", 1000 * (time.perf_counter() - stored_at))
+        timings.record("commit", 1000 * (time.perf_counter() - started))
         return True
 
     def status(self) -> dict[str, Any]:

@@ -59,6 +59,16 @@ class IngestStats:
 
 
 @dataclass(frozen=True)
+class StoredBatch:
+    """A batch whose readings and dead letters are stored, waiting for :meth:`IotRuntime.evaluate`."""
+
+    parsed: Parsed
+    unique: Readings  # each (sensor, timestamp) once, in key order
+    new: int  # readings the store did not hold yet
+    received: int  # messages or items received, for the counters
+
+
+@dataclass(frozen=True)
 class CommitResult:
     """What one committed batch did."""
 
@@ -217,21 +227,40 @@ class IotRuntime:
     # -- the commit path --------------------------------------------------------------------------------------
 
     def commit(self, parsed: Parsed, *, received: int | None = None) -> CommitResult:
-        """Store dead letters and readings, run the engine, store its alarms, then publish; all or nothing."""
+        """Store a batch, then evaluate it: :meth:`store_batch` and :meth:`evaluate` in one call."""
+        return self.evaluate(self.store_batch(parsed, received=received))
+
+    def store_batch(self, parsed: Parsed, *, received: int | None = None) -> StoredBatch:
+        """Store the dead letters and readings of a batch, in the store's transactions; nothing is evaluated yet.
+
+        Runs outside the engine lock, so batches can be stored side by side (on PostGIS each COPY is a server process
+        of its own); :meth:`evaluate` then takes them in order. Readings are idempotent, so a batch stored again after
+        a failure only counts duplicates.
+        """
         self.go_live()
-        readings = parsed.readings
+        started = time.perf_counter()
+        if parsed.dead:
+            self.store.insert("dead_letters", pd.DataFrame({
+                "received_at": pd.to_datetime([d.received_ms for d in parsed.dead], unit="ms", utc=True),
+                "source": [d.source for d in parsed.dead], "topic": [d.topic for d in parsed.dead],
+                "payload": [d.payload for d in parsed.dead], "reason": [d.reason for d in parsed.dead],
+            }))
+        unique = parsed.readings.in_key_order()
+        new = self.store.append("readings", unique.frame()) if len(unique) else 0
+        self.timings.record("store", 1000 * (time.perf_counter() - started))
+        total = received if received is not None else len(parsed.readings) + len(parsed.dead)
+        return StoredBatch(parsed, unique, new, total)
+
+    def evaluate(self, batch: StoredBatch) -> CommitResult:
+        """Run the engine over a stored batch, store the alarms it opened, then publish.
+
+        Under the engine lock, one batch at a time; the engine state is rolled back if storing the alarms fails, so
+        evaluating the batch again is safe.
+        """
         clock = time.perf_counter
+        parsed, unique = batch.parsed, batch.unique
         with self._lock:
             started = clock()
-            if parsed.dead:
-                self.store.insert("dead_letters", pd.DataFrame({
-                    "received_at": pd.to_datetime([d.received_ms for d in parsed.dead], unit="ms", utc=True),
-                    "source": [d.source for d in parsed.dead], "topic": [d.topic for d in parsed.dead],
-                    "payload": [d.payload for d in parsed.dead], "reason": [d.reason for d in parsed.dead],
-                }))
-            unique = readings.in_key_order()
-            new = self.store.append("readings", unique.frame()) if len(unique) else 0
-            stored = clock()
             state = self.state()
             if parsed.directory is not None and parsed.directory is not state.directory:
                 unique = unique.rows_in(state.directory)  # the directory was reloaded after parsing
@@ -244,18 +273,19 @@ class IotRuntime:
                 state.restore(snap)
                 raise
             opened = clock()
-            self.stats.received += received if received is not None else len(readings) + len(parsed.dead)
-            self.stats.stored += new
-            self.stats.duplicates += len(readings) - new
+            readings = len(parsed.readings)
+            self.stats.received += batch.received
+            self.stats.stored += batch.new
+            self.stats.duplicates += readings - batch.new
             self.stats.dead_letters += len(parsed.dead)
             self.stats.dead_by_reason.update(d.category for d in parsed.dead)
             self.stats.batches += 1
             self._publish(state, outcome, ids)
             done = clock()
-        for stage, ms in (("store", stored - started), ("engine", evaluated - stored), ("alarms", opened - evaluated),
-                          ("publish", done - opened), ("commit", done - started)):
+        for stage, ms in (("engine", evaluated - started), ("alarms", opened - evaluated), ("publish", done - opened),
+                          ("evaluate", done - started)):
             self.timings.record(stage, 1000 * ms)
-        return CommitResult(len(readings), new, len(readings) - new, [d.reason for d in parsed.dead], ids)
+        return CommitResult(readings, batch.new, readings - batch.new, [d.reason for d in parsed.dead], ids)
 
     def _open_alarms(self, state: EngineState, drafts: list[AlarmDraft]) -> list[int]:
         if not drafts:

@@ -42,7 +42,9 @@ class MqttSettings(BaseSettings):
     #: worth keeps the next batch arriving while one commits; far more only makes the network thread compete with
     #: the committing one (measured: 15,000 msg/s drained at 4,000, 12,500 at 65,535). The rest waits at the broker.
     receive_maximum: int = 4_000
-    keepalive_s: int = 30
+    #: Seconds between PINGREQs; paho drops the connection when a PINGRESP is this late. Under a flood the PINGRESP
+    #: queues behind thousands of PUBLISH packets on a starved network thread (30 s timed out once on 2 cores).
+    keepalive_s: int = 60
     reconnect_min_s: int = 1
     reconnect_max_s: int = 60
     #: A batch is committed when it holds this many messages or when its oldest message is this old.
@@ -51,6 +53,9 @@ class MqttSettings(BaseSettings):
     #: … or when its payloads reach this many bytes (a gateway's message of 100 readings is ~6 KB: 2 MB ≈ 30,000
     #: readings), so one commit stays short and alarms in it are not held back by the rest.
     batch_bytes: int = 2_000_000
+    #: Threads storing batches side by side (evaluation and acknowledgement stay in arrival order). Two let PostGIS
+    #: run two COPYs on two cores; the GeoPackage writes one at a time whatever this says.
+    committers: int = Field(default=3, ge=1, le=16)
 
     @field_validator("receive_maximum")
     @classmethod
