@@ -15,7 +15,7 @@ from api.deps import SettingsDep, StoreDep
 from api.iotdeps import OperatorDep, RuntimeDep, StaffDep
 from twin.errors import InvalidQuery
 from twin.iot.events import EventFilter, EventHub
-from twin.iot.service import alarm_record
+from twin.iot.records import alarm_record
 from twin.store.base import FeatureQuery, Filter, Op, Sort, TimeRange
 from twin.values import parse_instant
 

@@ -28,7 +28,8 @@ def test_status_changes_go_at_once_and_last_values_in_passes(iot_store: TwinStor
     runtime = IotRuntime(store, IotSettings(state_values_every_s=3600, state_write_chunk=7))
     ids = _hydrants(store, 20)
     _send(runtime, {s: 0.5 for s in ids}, 30)
-    assert runtime.write_state(budget=None) == 20  # the first pass: every row, in slices of 7
+    assert runtime.write_state(budget=None) == 0  # no status changed; the first values pass is an interval away
+    assert runtime.write_state(budget=None, all_values=True) == 20  # as at shutdown: every row, in slices of 7
     rows = store.query("sensors").loc[ids]
     assert (rows["last_value"] == 0.5).all() and (rows["status"] == "online").all()
     assert (rows["last_seen"] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=1)).all()
@@ -45,6 +46,11 @@ def test_status_changes_go_at_once_and_last_values_in_passes(iot_store: TwinStor
     assert (rows.drop(index=low)["last_value"] == 0.6).all()
     assert runtime.write_state(budget=None, all_values=True) == 0  # nothing left dirty
     assert runtime.timings.summary()["state"]["n"] >= 5
+
+    every_tick = IotRuntime(store, IotSettings(state_values_every_s=0))
+    _send(every_tick, {s: 0.7 for s in ids if s != low}, 5)
+    assert every_tick.write_state(budget=None) == 19  # values due at every call
+    assert (store.query("sensors").loc[ids].drop(index=low)["last_value"] == 0.7).all()
 
 
 def test_a_batch_parsed_before_the_directory_was_reloaded_commits_against_the_new_rows(iot_store: TwinStore) -> None:

@@ -113,13 +113,15 @@ class MqttIngester:
         with self._wake:
             self._inbox.append(item)
             self._inbox_bytes += len(item[4])
-            if len(self._inbox) >= self.settings.batch_messages or self._inbox_bytes >= self.settings.batch_bytes:
+            # the first message starts a batch's window (the parser then waits for it); a full batch closes it
+            if len(self._inbox) == 1 or len(self._inbox) >= self.settings.batch_messages \
+                    or self._inbox_bytes >= self.settings.batch_bytes:
                 self._wake.notify()
 
     # -- start and stop ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect (retrying in the background until the broker answers) and start the parser and committer."""
+        """Connect (retrying in the background until the broker answers); start the parser and the committers."""
         address = self.settings.address()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
@@ -156,7 +158,7 @@ class MqttIngester:
         """Block until the client is connected and subscribed (or ``timeout``)."""
         return self.connected.wait(timeout)
 
-    # -- the worker -------------------------------------------------------------------------------------------
+    # -- the parser and the committers ------------------------------------------------------------------------
 
     def _take(self) -> list[Received]:
         """The next batch: up to ``batch_messages`` messages or ``batch_bytes`` of payload, whichever comes first.

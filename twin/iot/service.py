@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,80 +24,13 @@ from twin.iot.directory import Directory, load_directory
 from twin.iot.engine import AlarmDraft, EngineState, Outcome, StateChange, carry_over, step, sweep, unresolved_keys
 from twin.iot.events import EventHub
 from twin.iot.payload import Message, Parsed, Readings, parse_http, parse_messages
+from twin.iot.records import CommitResult, IngestStats, StoredBatch, alarm_record, iso_ms, now_ms
 from twin.iot.settings import IotSettings
 from twin.iot.statewrite import take_slice
 from twin.iot.timings import Timings
 from twin.store.base import FeatureQuery, Filter, Op, Store
 
 log = logging.getLogger("twin.iot")
-
-
-def now_ms() -> int:
-    """The wall clock in milliseconds since the epoch."""
-    return int(time.time() * 1000)
-
-
-@dataclass
-class IngestStats:
-    """Counters since the runtime started (the dead-letter table keeps the durable count)."""
-
-    received: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    dead_letters: int = 0
-    dead_by_reason: Counter[str] = field(default_factory=Counter)
-    alarms_opened: int = 0
-    batches: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy."""
-        return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
-                "dead_letters": self.dead_letters, "dead_letters_by_reason": dict(self.dead_by_reason),
-                "alarms_opened": self.alarms_opened, "batches": self.batches}
-
-
-@dataclass(frozen=True)
-class StoredBatch:
-    """A batch whose readings and dead letters are stored, waiting for :meth:`IotRuntime.evaluate`."""
-
-    parsed: Parsed
-    unique: Readings  # each (sensor, timestamp) once, in key order
-    new: int  # readings the store did not hold yet
-    received: int  # messages or items received, for the counters
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    """What one committed batch did."""
-
-    accepted: int
-    stored: int
-    duplicates: int
-    dead_letters: list[str]
-    alarms: list[int]
-
-
-def _iso(ms: float | None) -> str | None:
-    if ms is None or not np.isfinite(ms):
-        return None
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC").isoformat().replace("+00:00", "Z")
-
-
-def alarm_record(row: pd.Series | dict[str, Any], alarm_id: int) -> dict[str, Any]:
-    """An alarm as JSON (datetimes as RFC 3339)."""
-    out: dict[str, Any] = {"id": int(alarm_id)}
-    for name, value in dict(row).items():
-        if name == "id":
-            continue
-        if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
-            out[name] = None
-        elif isinstance(value, pd.Timestamp):
-            out[name] = value.isoformat().replace("+00:00", "Z")
-        elif isinstance(value, np.integer):
-            out[name] = int(value)
-        else:
-            out[name] = value
-    return out
 
 
 class IotRuntime:
@@ -115,7 +46,9 @@ class IotRuntime:
         self._state: EngineState | None = None
         self._directory: Directory | None = None
         self._directory_loaded = 0.0
-        self._values_written = -float("inf")
+        # the store holds the last values written at the last stop: the first pass is due an interval after the start
+        # (after an outage the store's time goes to the backlog of readings first)
+        self._values_written = time.monotonic()
         self._live = threading.Event()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -313,7 +246,7 @@ class IotRuntime:
                 "id": alarm_id, "sensor_id": draft.sensor_id, "building_id": draft.building_id,
                 "level_id": draft.level_id, "grid_code": draft.grid_code, "alarm_type": draft.alarm_type,
                 "severity": draft.severity, "status": "open", "message": draft.message,
-                "opened_at": _iso(draft.opened_ms), "acknowledged_at": None, "acknowledged_by": None,
+                "opened_at": iso_ms(draft.opened_ms), "acknowledged_at": None, "acknowledged_by": None,
                 "resolved_at": None, "resolved_by": None, "value": draft.value,
                 "sensor_code": d.codes[row] if row >= 0 else None, "sensor_type": d.types[row] if row >= 0 else None,
             }, "opened")
@@ -332,7 +265,7 @@ class IotRuntime:
         level = int(d.level_id[row])
         self.hub.publish("sensor", {
             "sensor_id": change.sensor_id, "code": d.codes[row], "type": d.types[row], "status": change.status,
-            "previous": change.previous, "value": change.value, "at": _iso(change.at_ms),
+            "previous": change.previous, "value": change.value, "at": iso_ms(change.at_ms),
             "building_id": building if building >= 0 else None, "level_id": level if level >= 0 else None,
             "grid_code": d.grid_code[row],
         }, grid_code=d.grid_code[row], building_id=building if building >= 0 else None,
