@@ -279,6 +279,13 @@ def load_postgis(url: str, gpkg: Path) -> None:
         source.close()
         target.close()
     print(f"loaded the bench twin into PostGIS in {time.time() - started:.0f} s", flush=True)
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:  # the figures depend on it: see docs/iot.md, PostgreSQL settings
+        settings = {name: conn.execute(sa.text(f"SHOW {name}")).scalar() for name in ("shared_buffers", "max_wal_size")}
+    engine.dispose()
+    print("PostgreSQL " + ", ".join(f"{k} {v}" for k, v in settings.items()), flush=True)
 
 
 def main() -> None:
