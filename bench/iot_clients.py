@@ -18,16 +18,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import free_port
+from twin.iot.settings import MOSQUITTO_PRODUCTION
 
 PREFIX = "bench"
-BROKER_SETTINGS = """\
-persistence true
-autosave_interval 60
-max_inflight_messages 0
-max_queued_messages 1000000
-max_queued_bytes 0
-persistent_client_expiration 14d
-"""
 
 
 # -- processes ------------------------------------------------------------------------------------------------
@@ -38,7 +31,7 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     conf = workdir / "mosquitto.conf"
     user = "user root\n" if os.geteuid() == 0 else ""
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{user}persistence_location {workdir}/\n"
-                    + BROKER_SETTINGS)
+                    + MOSQUITTO_PRODUCTION)
     proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     return proc, port

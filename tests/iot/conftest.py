@@ -30,20 +30,14 @@ from api.main import create_app
 from tests.api.conftest import LiveServer
 from twin.auth import create_key
 from twin.iot import IotRuntime, IotSettings, MqttSettings, RuleSettings
+from twin.iot.settings import MOSQUITTO_PRODUCTION
 from twin.samplebuild import copy_sample
 from twin.settings import Settings
 from twin.store.base import FeatureQuery, Filter, Op, Store
 from twin.store.geopackage import GeoPackageStore
 
 #: The broker settings docs/iot.md asks production to use (the listener and paths are added per test).
-PRODUCTION_BROKER = """\
-persistence true
-autosave_interval 60
-max_inflight_messages 0
-max_queued_messages 1000000
-max_queued_bytes 0
-persistent_client_expiration 14d
-"""
+PRODUCTION_BROKER = MOSQUITTO_PRODUCTION
 
 
 def free_port() -> int:

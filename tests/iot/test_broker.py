@@ -140,3 +140,10 @@ def test_the_machine_broker_on_1883_end_to_end(iot_store: TwinStore) -> None:
         publisher.close()
         wait_until(lambda: runtime.stats.stored == 1)
         assert runtime.stats.dead_letters == 0
+
+
+def test_the_documented_broker_settings_are_the_ones_the_tests_run_with() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "iot.md").read_text(encoding="utf-8")
+    documented = {line.split("#")[0].strip() for line in docs.splitlines()}
+    missing = [line for line in PRODUCTION_BROKER.splitlines() if line.strip() and line.strip() not in documented]
+    assert not missing, f"docs/iot.md lacks {missing}"

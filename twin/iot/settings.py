@@ -12,6 +12,17 @@ from dataclasses import dataclass
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The Mosquitto settings production needs (``docs/iot.md`` explains each); a listener and paths are added per site.
+#: The tests' and the benchmark's own brokers run with exactly these.
+MOSQUITTO_PRODUCTION = """\
+persistence true
+autosave_interval 60
+max_inflight_messages 0
+max_queued_messages 1000000
+max_queued_bytes 0
+persistent_client_expiration 14d
+"""
+
 
 @dataclass(frozen=True)
 class BrokerAddress:
