@@ -1,9 +1,10 @@
 """``twin ingest``: the MQTT ingester and the alarm engine on their own, without the HTTP API.
 
 ``twin serve`` runs the same pipeline inside the API process when ``TWIN_MQTT_URL`` is set; run ``twin ingest`` instead
-to scale ingest separately (several ingesters share the load through the ``$share/twin/…`` subscription; give each a
-different ``TWIN_MQTT_CLIENT_ID``). Note that alarm and sensor events are then published in the ingester's process:
-screens follow the stream of the process that runs the engine.
+to scale ingest separately. Several ingesters share the load through a shared subscription: give them one
+``TWIN_MQTT_SHARE_GROUP`` and each a different ``TWIN_MQTT_CLIENT_ID`` (docs/iot.md says what that costs). Alarm and
+sensor events are then published in the ingester's process: screens follow the stream of the process that runs the
+engine.
 """
 
 from __future__ import annotations

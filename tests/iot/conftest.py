@@ -285,7 +285,7 @@ def live(broker: Broker, iot_store: TwinStore) -> Iterator[Live]:
     run = uuid.uuid4().hex[:10]
     prefix = f"t-{run}/twin"
     settings = IotSettings(
-        mqtt=MqttSettings(url=broker.url, client_id=f"twin-ingest-{run}", topic_prefix=prefix, share_group="twin",
+        mqtt=MqttSettings(url=broker.url, client_id=f"twin-ingest-{run}", topic_prefix=prefix,
                           batch_window_ms=20, reconnect_min_s=1, reconnect_max_s=2),
         rules=RuleSettings(state_event_min_s=0, confirm_window_s=180),
         tick_s=0.5, stream_ping_s=0.3, state_values_every_s=0,

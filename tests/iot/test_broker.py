@@ -20,6 +20,7 @@ from tests.iot.conftest import PRODUCTION_BROKER, Broker, Publisher, TwinStore, 
 from tests.iot.test_live import stamp
 from twin.iot import IotRuntime, IotSettings, MqttSettings
 from twin.settings import Settings
+from twin.store.geopackage import GeoPackageStore
 from twin.store.base import FeatureQuery, Filter, Op
 
 
@@ -113,6 +114,83 @@ def test_the_ingester_reconnects_after_the_broker_restarts(tmp_path: Path, iot_s
             wait_until(lambda: store.count("readings", FeatureQuery(
                 filters=(Filter("sensor_id", Op.EQ, 7), Filter("ts", Op.GT, stamp(60))))) == 1)
     finally:
+        broker.stop()
+
+
+def _count_of(store: object, sensor: int, since: str) -> int:
+    return store.count("readings", FeatureQuery(filters=(Filter("sensor_id", Op.EQ, sensor),  # type: ignore[attr-defined]
+                                                         Filter("ts", Op.GT, since))))
+
+
+@pytest.mark.slow
+def test_readings_published_after_a_broker_restart_while_the_ingester_is_away_are_kept(
+        tmp_path: Path, iot_store: TwinStore) -> None:
+    broker = Broker(tmp_path, PRODUCTION_BROKER).start()
+    run = uuid.uuid4().hex[:8]
+    settings = IotSettings(mqtt=MqttSettings(url=broker.url, client_id=f"away-{run}", topic_prefix=f"a-{run}",
+                                             batch_window_ms=20, reconnect_min_s=1, reconnect_max_s=2))
+    assert settings.mqtt.share_group == "", "the default subscription is plain: the broker keeps it over a restart"
+    store = iot_store.store
+    since = stamp(60)
+    try:
+        first = create_app(Settings(), store=store, iot=settings)
+        with LiveServer(first):
+            assert first.state.iot.ingester.wait_connected(10)
+        broker.stop()  # the ingester is away; its session (and subscription) is saved with the broker's state
+        broker.start()
+        publisher = Publisher(broker.port, f"a-{run}")
+        for i in range(20):
+            publisher.send(7, {"ts": stamp(20 - i), "value": 0.5})
+        publisher.close()
+        second = create_app(Settings(), store=store, iot=settings)
+        with LiveServer(second):
+            assert second.state.iot.ingester.wait_connected(10)
+            wait_until(lambda: _count_of(store, 7, since) == 20)
+    finally:
+        broker.stop()
+
+
+@pytest.mark.slow
+def test_mosquitto_keeps_a_plain_subscription_over_its_restart_but_not_a_shared_one(tmp_path: Path) -> None:
+    """The broker fact behind the default ``share_group = ""`` (docs/iot.md, "Several ingesters")."""
+    broker = Broker(tmp_path, PRODUCTION_BROKER).start()
+    try:
+        counters = {kind: Counter(broker.port, f"{prefix}k-{kind}/#") for kind, prefix in
+                    (("plain", ""), ("shared", "$share/g/"))}
+        for counter in counters.values():
+            counter.connect()
+            counter.disconnect()
+        broker.stop()
+        broker.start()
+        publisher = Publisher(broker.port, "unused")
+        publisher.send_many([("k-plain/1", b"1"), ("k-shared/1", b"1")])
+        publisher.close()
+        for counter in counters.values():  # come back without subscribing: only the restored session delivers
+            counter.client.reconnect()
+            counter.client.loop_start()
+        time.sleep(1.0)
+        got = {kind: counter.count for kind, counter in counters.items()}
+        for counter in counters.values():
+            counter.disconnect()
+    finally:
+        broker.stop()
+    assert got == {"plain": 1, "shared": 0}, got
+
+
+def test_an_ingester_granted_less_than_qos_1_says_readings_can_be_lost(tmp_path: Path) -> None:
+    broker = Broker(tmp_path, f"{PRODUCTION_BROKER}max_qos 0\n").start()  # a misconfigured broker
+    run = uuid.uuid4().hex[:8]
+    settings = IotSettings(mqtt=MqttSettings(url=broker.url, client_id=f"qos0-{run}", topic_prefix=f"n-{run}"))
+    store = GeoPackageStore.create(tmp_path / "empty.gpkg")
+    runtime = IotRuntime(store, settings)
+    try:
+        runtime.start()
+        assert runtime.ingester.wait_connected(10)
+        error = runtime.ingester.status()["last_error"]
+        assert "QoS 0" in error and "lost" in error and f"n-{run}/sensors/+/readings" in error
+    finally:
+        runtime.stop()
+        store.close()
         broker.stop()
 
 

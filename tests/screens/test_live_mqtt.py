@@ -43,7 +43,7 @@ def mqtt_twin(sample_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     broker = Broker(tmp_path_factory.mktemp("screens-mosquitto"), PRODUCTION_BROKER).start()
     run = uuid.uuid4().hex[:10]
     prefix = f"s-{run}/twin"
-    settings = IotSettings(
+    settings = IotSettings(  # through a shared subscription: that path, end to end (the live fixture's is plain)
         mqtt=MqttSettings(url=broker.url, client_id=f"twin-screen-{run}", topic_prefix=prefix, share_group="twin",
                           batch_window_ms=20, reconnect_min_s=1, reconnect_max_s=2),
         rules=RuleSettings(state_event_min_s=0), tick_s=0.5, stream_ping_s=0.3)

@@ -10,8 +10,10 @@
   messages (or what arrived within ``batch_window_ms``) and parses them in bulk while ``committers`` threads store
   the batches before it side by side (on PostGIS each COPY runs in a server process of its own); then, one batch at
   a time and in arrival order, the engine evaluates a stored batch and its messages are acknowledged.
-  A large Receive Maximum lets the broker keep many messages in flight while a batch commits, and a shared
-  subscription (``$share/twin/…``) lets several ingesters split the load.
+  A large Receive Maximum lets the broker keep many messages in flight while a batch commits; a shared
+  subscription (``TWIN_MQTT_SHARE_GROUP``) lets several ingesters split the load, at a cost (see the settings).
+* **Subscribed means ready**: :meth:`MqttIngester.wait_connected` and ``status()["connected"]`` wait for the broker's
+  SUBACK, not just the CONNACK.
 * **Reconnects** with exponential backoff (paho's ``reconnect_delay_set``); acknowledgements are only sent on the
   connection the message came in on (a redelivery after a reconnect is acknowledged when it is committed again).
 
@@ -60,7 +62,9 @@ class MqttIngester:
         self._stopping = threading.Event()
         self._epoch = 0
         self._epoch_lock = threading.Lock()
+        #: Set while the client is connected *and* the broker has granted the subscription.
         self.connected = threading.Event()
+        self._subscribe_mid: int | None = None
         self.last_error: str | None = None
         self.committed_messages = 0
         self._parser: threading.Thread | None = None
@@ -86,6 +90,7 @@ class MqttIngester:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
@@ -95,10 +100,23 @@ class MqttIngester:
             return
         with self._epoch_lock:
             self._epoch += 1
-        self.connected.set()
         log.info("MQTT connected (session present: %s); subscribing to %s", flags.session_present,
                  self.settings.topic_filter)
-        client.subscribe(self.settings.topic_filter, options=SubscribeOptions(qos=1))
+        _result, self._subscribe_mid = client.subscribe(self.settings.topic_filter, options=SubscribeOptions(qos=1))
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[Any], _props: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        reason = reasons[0]
+        if reason.is_failure:  # e.g. not authorised: stay "not connected" so the status says so
+            self.last_error = f"subscription to {self.settings.topic_filter} refused: {reason}"
+            log.error("MQTT %s", self.last_error)
+            return
+        if reason.value < 1:  # e.g. Mosquitto's max_qos 0: readings come, but the broker will not keep them for us
+            self.last_error = (f"the broker granted {self.settings.topic_filter} only QoS {reason.value}: readings it "
+                               "could not deliver are lost (QoS 1 needed; check the broker's max_qos)")
+            log.error("MQTT %s", self.last_error)
+        self.connected.set()
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self.connected.clear()

@@ -45,8 +45,11 @@ class MqttSettings(BaseSettings):
     client_id: str = "twin-ingest"
     #: Topic root: devices publish to ``{topic_prefix}/sensors/{sensor}/readings``.
     topic_prefix: str = "twin"
-    #: Subscribe through ``$share/{share_group}/…`` so several ingesters split the load (MQTT 5; "" turns it off).
-    share_group: str = "twin"
+    #: "" (the default): a plain subscription, which the broker keeps in the persistent session across its own
+    #: restarts. A group name subscribes through ``$share/{share_group}/…`` so several ingesters split the load
+    #: (MQTT 5) — but Mosquitto 2.0 does not restore shared subscriptions after a restart: readings published between
+    #: a broker restart and the ingester's re-subscribe are dropped (measured here on 2.0.11; see docs/iot.md).
+    share_group: str = ""
     #: How long the broker keeps the session of a disconnected ingester (MQTT 5 Session Expiry Interval).
     session_expiry_s: int = 7 * 24 * 3600
     #: Messages the broker may have in flight to us unacknowledged (MQTT 5 Receive Maximum; 1–65535). Two batches'
