@@ -117,6 +117,16 @@ class Layer:
         return self.geometry_type is not GeometryType.NONE
 
     @property
+    def single_indexed_fields(self) -> tuple[Field, ...]:
+        """The ``indexed`` fields that need an index of their own.
+
+        A field that leads ``unique_key`` is served by the unique index already; a second index on it would only
+        slow every write (for readings, one more random B-tree insert per row).
+        """
+        lead = self.unique_key[0] if self.unique_key else None
+        return tuple(f for f in self.fields if f.indexed and f.name != lead)
+
+    @property
     def field_names(self) -> tuple[str, ...]:
         """Names of the attribute fields, without the key and the geometry."""
         return tuple(f.name for f in self.fields)

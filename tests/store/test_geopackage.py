@@ -78,7 +78,9 @@ def test_tables_keys_indexes_and_rtree_triggers(gpkg):
         assert "AUTOINCREMENT" in ddl
         indexes = {r[0] for r in _sql(gpkg.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
                                       " AND sql IS NOT NULL", (layer.id,))}
-        assert {f"idx_{layer.id}_{f.name}" for f in layer.fields if f.indexed} <= indexes
+        own = {f"idx_{layer.id}_{f.name}" for f in layer.fields if f.indexed}
+        served = {f"idx_{layer.id}_{layer.unique_key[0]}"} if layer.unique_key else set()
+        assert own - served <= indexes and not served & indexes  # the unique index serves its leading field
         triggers = {r[0] for r in _sql(gpkg.path, "SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
                                        "tbl_name = ?", (layer.id,))}
         if layer.is_spatial:
@@ -489,6 +491,19 @@ def test_a_twin_file_from_before_the_catalogue_grew_is_upgraded_on_open(tmp_path
     assert "api_keys" in pyogrio.list_layers(path)[:, 0]
 
 
+def test_an_index_the_unique_key_serves_is_dropped_on_open_and_lookups_use_the_unique_one(tmp_path):
+    path = tmp_path / "old.gpkg"
+    GeoPackageStore.create(path).close()
+    with sqlite3.connect(path) as conn:  # as written before: sensor_id indexed alone beside (sensor_id, ts)
+        conn.execute('CREATE INDEX "idx_readings_sensor_id" ON "readings" ("sensor_id")')
+    GeoPackageStore(path, readonly=True).close()
+    assert _sql(path, "SELECT name FROM sqlite_master WHERE name = 'idx_readings_sensor_id'")  # read-only: kept
+    GeoPackageStore(path).close()
+    assert not _sql(path, "SELECT name FROM sqlite_master WHERE name = 'idx_readings_sensor_id'")
+    plan = " ".join(str(r[-1]) for r in _sql(path, "EXPLAIN QUERY PLAN SELECT * FROM readings WHERE sensor_id = 7"))
+    assert "uq_readings_sensor_id_ts" in plan, plan
+
+
 def test_a_foreign_geopackage_is_never_modified(tmp_path):
     other = tmp_path / "other.gpkg"
     roads = gpd.GeoDataFrame({"name": ["a"]}, geometry=[LineString([(0, 0), (1, 1)])], crs=4326)
@@ -501,3 +516,4 @@ def test_a_foreign_geopackage_is_never_modified(tmp_path):
     with pytest.raises(ValidationFailed):
         GeoPackageStore(other)
     assert tables() == before and "api_keys" not in before
+

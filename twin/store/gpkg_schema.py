@@ -91,11 +91,10 @@ def table_ddl(layer: Layer) -> str:
 
 
 def index_ddl(layer: Layer) -> list[str]:
-    """B-tree indexes for the fields marked ``indexed`` and the layer's unique natural key."""
+    """B-tree indexes for the fields that need their own and the layer's unique natural key."""
     statements = [
-        f"CREATE INDEX {quote(f'idx_{layer.id}_{f.name}')} ON {quote(layer.id)} ({quote(f.name)})"
-        for f in layer.fields
-        if f.indexed
+        f"CREATE INDEX {quote(single_index_name(layer, f.name))} ON {quote(layer.id)} ({quote(f.name)})"
+        for f in layer.single_indexed_fields
     ]
     if layer.unique_key:
         names = layer.unique_key
@@ -106,12 +105,16 @@ def index_ddl(layer: Layer) -> list[str]:
     return statements
 
 
-def index_names(conn: sqlite3.Connection, layer: Layer) -> list[str]:
-    """Names of the explicit indexes on a layer's table."""
-    rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (layer.id,)
-    )
-    return [r[0] for r in rows]
+def single_index_name(layer: Layer, field_name: str) -> str:
+    """The name of the one-column index on ``field_name``."""
+    return f"idx_{layer.id}_{field_name}"
+
+
+def redundant_indexes(conn: sqlite3.Connection, layers: Sequence[Layer]) -> list[str]:
+    """One-column indexes an older version made that the unique index now serves (``readings.sensor_id``)."""
+    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    return [name for layer in layers if layer.unique_key
+            if (name := single_index_name(layer, layer.unique_key[0])) in present]
 
 
 def rtree_ddl(layer: Layer) -> str:
@@ -209,7 +212,9 @@ def create_layer(conn: sqlite3.Connection, layer: Layer) -> None:
 
 
 def upgrade_schema(conn: sqlite3.Connection, layers: Sequence[Layer]) -> None:
-    """Bring a twin GeoPackage made by an older version up to the catalogue: add change counters and new layers.
+    """Bring a twin GeoPackage made by an older version up to the catalogue.
+
+    Adds the change counters and new layers, and drops one-column indexes the unique key now serves.
 
     Other files (not GeoPackages, or GeoPackages that are not twins) are left for :func:`check_schema` to reject.
     """
@@ -220,13 +225,15 @@ def upgrade_schema(conn: sqlite3.Connection, layers: Sequence[Layer]) -> None:
     if "gpkg_contents" not in tables or not {"grids", "buildings", "sensors"} <= tables:
         return  # not a twin GeoPackage: never add tables to someone else's file
     missing = missing_layers(conn, layers)
-    if "twin_layer_versions" in tables and not missing:
+    if "twin_layer_versions" in tables and not missing and not redundant_indexes(conn, layers):
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(VERSIONS_DDL)
         for layer in missing_layers(conn, layers):
             create_layer(conn, layer)
+        for name in redundant_indexes(conn, layers):
+            conn.execute(f"DROP INDEX {quote(name)}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

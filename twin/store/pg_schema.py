@@ -80,12 +80,10 @@ def _table(metadata: sa.MetaData, layer: Layer) -> sa.Table:
                      comment=f"{layer.title_zh} · {layer.title_en}", **kwargs)
     if layer.is_spatial:
         sa.Index(f"{layer.id}_geom_gist", table.c[GEOMETRY_COLUMN], postgresql_using="gist")
-    for field in layer.fields:
-        if not field.indexed:
-            continue
+    for field in layer.single_indexed_fields:
         if field.name == partition_key:
             sa.Index(f"{layer.id}_{field.name}_brin", table.c[field.name], postgresql_using="brin")
-        elif not layer.unique_key or layer.unique_key[0] != field.name:  # the unique index serves it already
+        else:
             sa.Index(f"{layer.id}_{field.name}_idx", table.c[field.name])
     if partition_key:
         sa.event.listen(table, "after_create", sa.DDL(
