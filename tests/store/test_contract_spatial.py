@@ -200,6 +200,17 @@ def test_nearest_from_far_away_still_answers(store, twin_data):
     assert sorted(other_side.index) == [1, 2]
 
 
+@pytest.mark.parametrize("point", [Point(114.2, 22.8), Point(114.03, 21.0), Point(113.99, 22.61), Point(120.0, 30.0)],
+                         ids=["25 km NE", "180 km S", "4 km W", "1,000 km NE"])
+@pytest.mark.parametrize("k", [1, 7])
+def test_nearest_from_outside_the_district_matches_brute_force(store, twin_data, point, k):
+    for layer_id, filters in (("buildings", ()), ("sensors", ()), ("buildings", (Filter("use", Op.EQ, "office"),))):
+        expected, distances = _nearest_brute(twin_data.expected(layer_id), point, k, filters, layer_id=layer_id)
+        got = store.nearest(layer_id, point, k=k, filters=filters)
+        assert list(got.index) == expected, layer_id
+        assert all(close(a, b) for a, b in zip(got["distance_m"], distances, strict=True))
+
+
 def test_nearest_with_filters(store, twin_data):
     filters = (Filter("use", Op.EQ, "education"),)
     point = Point(114.0301, 22.6101)

@@ -517,3 +517,29 @@ def test_a_foreign_geopackage_is_never_modified(tmp_path):
         GeoPackageStore(other)
     assert tables() == before and "api_keys" not in before
 
+
+@pytest.mark.parametrize("first_round", [1, 64])
+def test_nearest_prunes_by_envelope_bounds_without_losing_the_true_nearest(tmp_path, monkeypatch, first_round):
+    from twin.store import gpkg_nearest
+    from twin.store.gpkg_spatial import to_metric
+
+    monkeypatch.setattr(gpkg_nearest, "FIRST_ROUND", first_round)  # 1: every answer rests on the bounds
+    rng = np.random.default_rng(7)
+    n = 3000
+    lon, lat = rng.uniform(113.98, 114.08, n), rng.uniform(22.56, 22.66, n)
+    size = rng.uniform(0.00005, 0.003, n)  # 5 m to 300 m footprints, long thin ones among them
+    footprints = [box(x, y, x + w, y + w * r) for x, y, w, r in zip(lon, lat, size, rng.uniform(0.05, 3, n),
+                                                                     strict=True)]
+    store = GeoPackageStore.create(tmp_path / "many.gpkg")
+    try:
+        ids = store.insert("buildings", gpd.GeoDataFrame(
+            {"code": [f"N{i}" for i in range(n)], "use": ["office"] * n, "height_m": [20.0] * n,
+             "floors_above": [5] * n}, geometry=footprints, crs=4326))
+        metric = to_metric(np.array(footprints, dtype=object))
+        for point in [Point(rng.uniform(113.5, 114.6), rng.uniform(22.1, 23.1)) for _ in range(40)]:
+            distances = shapely.distance(metric, to_metric(point))
+            for k in (1, 5):
+                expected = [ids[i] for i in np.lexsort((ids, distances))[:k]]
+                assert list(store.nearest("buildings", point, k=k).index) == expected, (point, k)
+    finally:
+        store.close()

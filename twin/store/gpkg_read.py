@@ -23,19 +23,17 @@ from shapely.geometry.base import BaseGeometry
 
 from layers import FieldType, Layer, get_layer
 from twin.errors import InvalidQuery
-from twin.store import gpkg_cql, gpkg_geometry
+from twin.store import gpkg_cql, gpkg_geometry, gpkg_nearest
 from twin.store.base import BBox, FeatureQuery, Filter
 from twin.store.checks import summed_fields
 from twin.store.gpkg_codec import decode_rows, select_columns, with_distance
 from twin.store.gpkg_schema import GEOMETRY_COLUMN, quote, rtree_name
 from twin.store.gpkg_spatial import (
-    WORLD,
     Condition,
     Window,
     conditions,
     exact_mask,
     inside_sql,
-    metric_point,
     metric_window,
     needs_geometry,
     to_metric,
@@ -44,8 +42,6 @@ from twin.store.gpkg_spatial import (
 from twin.store.gpkg_sql import order_clause, where_clause
 
 CHUNK_ROWS = 8192
-#: First search radius of nearest-k, metres; it grows until k features are certainly found.
-NEAREST_START_M = 100.0
 
 
 def _spatial_from(layer: Layer) -> str:
@@ -166,26 +162,12 @@ def stored_extent(conn: sqlite3.Connection, layer: Layer) -> Window | None:
 
 def nearest(conn: sqlite3.Connection, layer: Layer, point: Point, k: int,
             filters: Sequence[Filter]) -> gpd.GeoDataFrame:
-    """Expanding-window nearest-k: grow a metric square until the k-th distance is inside it."""
+    """The ``k`` features nearest ``point`` with their metric distances (see :mod:`twin.store.gpkg_nearest`)."""
     extent = stored_extent(conn, layer)
     if extent is None:
         return _with_distances(conn, layer, np.empty(0, dtype="int64"), np.empty(0))
-    x, y = metric_point(point)
-    radius = NEAREST_START_M
-    while True:
-        window = metric_window((x, y, x, y), radius) if np.isfinite((x, y)).all() else WORLD
-        covers_all = window == WORLD or (window[0] <= extent[0] and window[1] <= extent[1]
-                                         and window[2] >= extent[2] and window[3] >= extent[3])
-        ids, geoms = _candidates(conn, layer, window, filters)
-        if len(ids) >= k or covers_all:
-            distances = np.asarray(shapely.distance(to_metric(geoms), shapely.Point(x, y)), dtype="float64")
-            order = np.lexsort((ids, distances))[:k]
-            kth = float(distances[order[-1]]) if len(order) else 0.0
-            if covers_all or kth <= radius:
-                return _with_distances(conn, layer, ids[order], distances[order])
-            radius = kth * (1 + 1e-9) + 1e-6
-        else:
-            radius *= 4
+    ids, distances = gpkg_nearest.nearest(conn, layer, point, k, filters, extent)
+    return _with_distances(conn, layer, ids, distances)
 
 
 def within_distance(conn: sqlite3.Connection, layer: Layer, geometry: BaseGeometry, distance_m: float,
