@@ -1,13 +1,16 @@
-"""``twin db``: the PostGIS database's schema, migrated with Alembic (``twin db upgrade``, ``twin db downgrade``)."""
+"""``twin db``: the PostGIS database — its schema, migrated with Alembic (``upgrade``, ``downgrade``, ``current``), and
+a whole twin loaded into it from a GeoPackage (``load``)."""
 
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from twin.errors import TwinError
+from twin.errors import Conflict, TwinError
 from twin.settings import StoreSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -74,6 +77,44 @@ def current(url: UrlOption = None) -> None:
     from twin import migrations
 
     typer.echo(migrations.current(_url(url)) or "")
+
+
+@app.command()
+def load(
+    source: Annotated[Path, typer.Argument(help="the twin GeoPackage to load (e.g. sample_gis/beizhan.gpkg)")],
+    url: UrlOption = None,
+    replace: Annotated[bool, typer.Option("--replace", help="replace a database that already holds features")] = False,
+) -> None:
+    """Load every layer of a twin GeoPackage into the database, ids kept (the schema is migrated first).
+
+    Each layer is replaced in one transaction (COPY). A database that already holds features is left alone unless
+    ``--replace`` is given; if a load stops half way, running it again with ``--replace`` completes it.
+    """
+    from layers import LAYERS
+    from twin import migrations
+    from twin.store.geopackage import GeoPackageStore
+    from twin.store.postgis import PostGISStore
+    from twin.transfer import copy_twin
+
+    chosen = _url(url)
+    reader = GeoPackageStore(source, readonly=True)  # a file that is not a twin GeoPackage fails here, first
+    try:
+        migrations.upgrade(chosen)
+        target = PostGISStore(chosen)
+        try:
+            held = {layer.id: n for layer in LAYERS if (n := target.count(layer.id))}
+            if held and not replace:
+                listed = ", ".join(f"{layer} {n:,}" for layer, n in held.items())
+                raise Conflict(f"the database already holds features ({listed}); pass --replace to overwrite them")
+            started = time.perf_counter()
+            copied = copy_twin(reader, target)
+        finally:
+            target.close()
+    finally:
+        reader.close()
+    for layer_id, n in copied.items():
+        _say(f"  {layer_id:<16} {n:>10,}")
+    _say(f"loaded {sum(copied.values()):,} features from {source} in {time.perf_counter() - started:.1f} s")
 
 
 db_app = app

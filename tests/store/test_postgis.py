@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from shapely.geometry import Point
+from shapely.geometry import Point, box
 from typer.testing import CliRunner
 
 from layers import LAYERS
@@ -334,6 +334,35 @@ def test_db_commands(empty_database: str) -> None:
     assert runner.invoke(app, ["current", "--url", empty_database]).output.strip() == "0001"
     assert runner.invoke(app, ["downgrade", "--url", empty_database, "base"]).exit_code == 0
     assert runner.invoke(app, ["current", "--url", empty_database]).output.strip() == ""
+
+
+def test_db_load_moves_a_twin_geopackage_in_and_refuses_to_overwrite_unless_asked(empty_database: str,
+                                                                                   tmp_path: Path) -> None:
+    from twin.cli_db import app
+    from twin.store.geopackage import GeoPackageStore
+
+    source = tmp_path / "small.gpkg"
+    with GeoPackageStore.create(source) as gpkg:
+        gpkg.insert("buildings", gpd.GeoDataFrame(
+            {"code": ["L1", "L2"], "use": ["office", "residential"], "height_m": [120.0, 30.0],
+             "floors_above": [30, 9]},
+            geometry=[box(114.02, 22.61, 114.0203, 22.6103), box(114.03, 22.61, 114.0302, 22.6102)], crs=4326))
+        gpkg.delete("buildings", [1])  # ids are kept as they are: 2 stays 2
+    runner = CliRunner()
+    result = runner.invoke(app, ["load", str(source), "--url", empty_database])
+    assert result.exit_code == 0, result.output
+    assert "buildings" in result.output and "loaded 1 features" in result.output
+    loaded = PostGISStore(empty_database)
+    try:
+        assert loaded.get("buildings", 2)["code"].tolist() == ["L2"] and loaded.count("buildings") == 1
+        again = runner.invoke(app, ["load", str(source), "--url", empty_database])
+        assert isinstance(again.exception, Conflict) and "buildings 1" in str(again.exception)
+        assert runner.invoke(app, ["load", str(source), "--url", empty_database, "--replace"]).exit_code == 0
+        assert loaded.count("buildings") == 1
+    finally:
+        loaded.close()
+    missing = runner.invoke(app, ["load", str(tmp_path / "absent.gpkg"), "--url", empty_database])
+    assert missing.exit_code != 0 and "absent.gpkg" in str(missing.exception)
 
 
 def test_open_store_picks_postgis_for_a_url(pg: PostGISStore) -> None:
