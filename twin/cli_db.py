@@ -1,5 +1,8 @@
-"""``twin db``: the PostGIS database — its schema, migrated with Alembic (``upgrade``, ``downgrade``, ``current``), and
-a whole twin loaded into it from a GeoPackage (``load``)."""
+"""``twin db``: the PostGIS database.
+
+Its schema, migrated with Alembic (``upgrade``, ``downgrade``, ``current``), and a whole twin loaded into it from a
+GeoPackage (``load``).
+"""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ from tests.iot.conftest import PRODUCTION_BROKER, Broker, Publisher, TwinStore, 
 from tests.iot.test_live import stamp
 from twin.iot import IotRuntime, IotSettings, MqttSettings
 from twin.settings import Settings
-from twin.store.geopackage import GeoPackageStore
 from twin.store.base import FeatureQuery, Filter, Op
+from twin.store.geopackage import GeoPackageStore
 
 
 class Counter:
