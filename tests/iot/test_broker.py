@@ -168,7 +168,8 @@ def test_mosquitto_keeps_a_plain_subscription_over_its_restart_but_not_a_shared_
         for counter in counters.values():  # come back without subscribing: only the restored session delivers
             counter.client.reconnect()
             counter.client.loop_start()
-        time.sleep(1.0)
+        wait_until(lambda: counters["plain"].count == 1, timeout=10)
+        time.sleep(0.5)  # the shared one had as long and more
         got = {kind: counter.count for kind, counter in counters.items()}
         for counter in counters.values():
             counter.disconnect()
