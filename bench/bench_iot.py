@@ -8,12 +8,13 @@ Everything runs on this machine (127.0.0.1) and stops by itself:
 * a Mosquitto on a free port with the production settings of ``docs/iot.md``;
 * the twin (``uvicorn api.main:create_app``) in its own process over a copy of a 270,000-sensor GeoPackage (built once
   into ``bench/out/iot/``), or with ``--store postgresql+psycopg://…`` over that twin loaded into PostGIS (the
-  database is migrated and every layer replaced), with the MQTT ingester (shared subscription, batches, ack after
-  commit);
+  database is migrated and every layer replaced), with the MQTT ingester (plain subscription unless
+  ``TWIN_MQTT_SHARE_GROUP`` is set; batches; acknowledged after commit);
 * a bare subscriber in its own process that only counts (QoS 1, persistent session): the ceiling;
-* publisher processes that play the sensors: one reading a minute each (4,500 msg/s) for ``--steady`` seconds, then
-  a 5× burst for ``--burst`` seconds, then a flood (as fast as the publishers go), then gateways batching 100 readings
-  a message at the same reading rates for ``--gateway`` seconds;
+* publisher processes that play the sensors (raw MQTT 3.1.1 packets written in bulk, ``bench/mqtt_raw.py``, so the
+  load generator leaves the cores to the broker and the twin): one reading a minute each (4,500 msg/s) for
+  ``--steady`` seconds, then a 5× burst for ``--burst`` seconds, then a flood (as fast as the publishers go), then
+  gateways batching 100 readings a message at the same reading rates for ``--gateway`` seconds;
 * ``gw-drain``: the twin stops (its session stays with the broker), publishers put ``--drain-messages`` gateway
   messages into the broker, then a bare subscriber with its own session drains its copy, then the twin restarts and
   drains its own: the ingest capacity with no publisher competing for the two cores;
@@ -26,7 +27,7 @@ without the broker, and on PostGIS times ``Store.append`` beside a bare COPY of 
 Printed per phase: messages and readings offered, readings/s the twin stored and the bare subscriber received, losses
 (published − stored, published − counted), p95 publish→alarm latency, and where the twin's time went (p50/p95 per
 pipeline stage from ``GET /ingest/stats``: inbox wait, parse, store, engine, publish, whole commit, sensor-state
-writes).
+writes), and the CPU seconds each process used (publishers, broker, twin, bare subscriber).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, free_port, summarize
+from bench.common import OUT, cpu_seconds, free_port, summarize
 from bench.iot_clients import Sse, counter_process, publisher_process, start_broker, start_twin
 from bench.iot_direct import direct_commit
 
@@ -133,8 +134,8 @@ def committed(s: dict[str, Any]) -> int:
 
 
 def publish(args: argparse.Namespace, ctx: dict[str, Any], *, rate: float, duration: float, batch: int,
-            flood: int, probe: bool) -> tuple[int, int, dict[int, float]]:
-    """Run the publisher processes; returns messages and readings sent and the probes' publish times."""
+            flood: int, probe: bool) -> tuple[int, int, dict[int, float], float]:
+    """Run the publisher processes; returns messages and readings sent, the probes' publish times, CPU seconds."""
     queue: Any = mp.Queue()
     n_pub = args.publishers
     per_probe = [ctx["probes"][i::n_pub] for i in range(n_pub)] if probe else [[] for _ in range(n_pub)]
@@ -150,7 +151,7 @@ def publish(args: argparse.Namespace, ctx: dict[str, Any], *, rate: float, durat
     probe_times: dict[int, float] = {}
     for r in results:
         probe_times.update(r[2])
-    return sum(r[0] for r in results), sum(r[1] for r in results), probe_times
+    return sum(r[0] for r in results), sum(r[1] for r in results), probe_times, sum(r[4] for r in results)
 
 
 def print_stages(twin: TwinProcess, since: float) -> None:
@@ -165,9 +166,10 @@ def run_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, rate:
     first = twin.stats()
     before, before_stored = committed(first), first["stored"]
     counted_before = ctx["readings"].value
+    cpu_before = {name: cpu_seconds(pid) for name, pid in ctx["pids"]().items()}
     started = time.time()
-    sent_msgs, sent, probe_times = publish(args, ctx, rate=rate, duration=duration, batch=batch, flood=flood,
-                                           probe=probe)
+    sent_msgs, sent, probe_times, publisher_cpu = publish(args, ctx, rate=rate, duration=duration, batch=batch,
+                                                          flood=flood, probe=probe)
     published_at = time.time()
     done = stored = counted = 0
     twin_done = None
@@ -184,6 +186,8 @@ def run_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, rate:
         time.sleep(0.1)
     twin_done = twin_done or time.time()
     bare_done = bare_done or time.time()
+    cpu = {name: cpu_seconds(pid) - cpu_before.get(name, 0.0) for name, pid in ctx["pids"]().items()}
+    wall = max(twin_done, bare_done) - started
     ctx["probes"] = [p for p in ctx["probes"] if p not in probe_times]
     time.sleep(1.0)
     latencies = [(ctx["sse"].received[s] - t) * 1000 for s, t in probe_times.items() if s in ctx["sse"].received]
@@ -197,6 +201,8 @@ def run_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, rate:
           + (f"bare counted {counted:>9,} at {row['bare_per_s']:>7,.0f}/s, not yet {sent - counted:,} | " if ctx["bare"]
              else "no bare subscriber | ")
           + f"publish→alarm {summarize(latencies) if latencies else 'n/a'}", flush=True)
+    print(" " * 22 + f"CPU seconds over {wall:.0f} s (2 cores: {2 * wall:.0f}): publishers {publisher_cpu:.0f}, "
+          + ", ".join(f"{name} {seconds:.0f}" for name, seconds in cpu.items()), flush=True)
     print_stages(twin, started)
     return row
 
@@ -220,7 +226,7 @@ def drain_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, bat
     proc.join(timeout=10)
     twin.stop()
     published = time.time()
-    sent_msgs, sent, _ = publish(args, ctx, rate=0, duration=0, batch=batch, flood=messages, probe=False)
+    sent_msgs, sent, _, _ = publish(args, ctx, rate=0, duration=0, batch=batch, flood=messages, probe=False)
     print(f"{name:>20}: {sent_msgs:,} messages, {sent:,} readings queued at the broker in "
           f"{time.time() - published:.1f} s while the twin was down", flush=True)
 
@@ -361,7 +367,11 @@ def main() -> None:
         assert ready.wait(10), "the bare subscriber did not subscribe"
         sse.start()
         time.sleep(1.0)
-        ctx = {"twin": twin, "broker_port": broker_port, "ids": ids, "normal": normal,
+        def pids() -> dict[str, int]:  # the processes whose CPU time a phase reports (the twin's changes)
+            running = {"broker": broker.pid, "twin": twin.proc.pid if twin.proc else 0}
+            return {**running, "bare": counter.pid} if counter.pid else running
+
+        ctx = {"twin": twin, "broker_port": broker_port, "ids": ids, "normal": normal, "pids": pids,
                "probes": probes[::-1], "readings": readings, "sse": sse, "bare": not args.no_bare}
         phases: dict[str, Any] = {
             "steady": lambda: run_phase("steady 1/msg", args, ctx, rate=args.rate, duration=args.steady),

@@ -1,7 +1,8 @@
-"""Small helpers shared by the benchmark scripts: timing summaries, resident memory, free ports."""
+"""Small helpers shared by the benchmark scripts: timing summaries, resident memory, CPU time, free ports."""
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
 import subprocess
@@ -52,3 +53,13 @@ def shenzhen_gpkg() -> Path:
                         "--name", "shenzhen.gpkg"], check=True, stderr=subprocess.DEVNULL)
         print(f"built the Shenzhen-scale set: {time.perf_counter() - started:.0f} s")
     return big
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (from /proc; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks

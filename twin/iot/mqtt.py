@@ -1,21 +1,22 @@
-"""The MQTT ingester (paho-mqtt 2.x, MQTT 5): persistent session, QoS 1, batches acknowledged after commit.
+"""The MQTT ingester: persistent session, QoS 1, batches acknowledged after commit.
 
-* **Nothing lost**: the client connects with a fixed client id, ``clean_start=False`` and a Session Expiry Interval, so
-  the broker keeps its subscription and queues readings while it is away; messages are acknowledged (PUBACK, paho's
-  ``manual_ack=True`` + ``client.ack``) only once their batch is committed, so a crash before the commit means the
-  broker delivers them again.
+* **Nothing lost**: the connection (:mod:`twin.iot.mqtt_link`, MQTT 5) uses a fixed client id, ``clean_start`` false
+  and a Session Expiry Interval, so the broker keeps its subscription and queues readings while it is away; messages
+  are acknowledged (PUBACK) only once their batch is committed, so a crash before the commit means the broker
+  delivers them again.
 * **Nothing twice**: redelivered readings hit the store's idempotent append (unique on sensor and timestamp) and the
   engine ignores readings that are not newer than what it has seen.
-* **Keeping up**: ``on_message`` only appends to an in-memory inbox; a parser thread takes up to ``batch_messages``
-  messages (or what arrived within ``batch_window_ms``) and parses them in bulk while ``committers`` threads store
-  the batches before it side by side (on PostGIS each COPY runs in a server process of its own); then, one batch at
-  a time and in arrival order, the engine evaluates a stored batch and its messages are acknowledged.
+* **Keeping up**: the link reads the socket in bulk and hands over every message of a read at once; they go to an
+  in-memory inbox; a parser thread takes up to ``batch_messages`` messages (or what arrived within
+  ``batch_window_ms``) and parses them in bulk while ``committers`` threads store the batches before it side by side
+  (on PostGIS each COPY runs in a server process of its own); then, one batch at a time and in arrival order, the
+  engine evaluates a stored batch and its messages are acknowledged in one write.
   A large Receive Maximum lets the broker keep many messages in flight while a batch commits; a shared
   subscription (``TWIN_MQTT_SHARE_GROUP``) lets several ingesters split the load, at a cost (see the settings).
 * **Subscribed means ready**: :meth:`MqttIngester.wait_connected` and ``status()["connected"]`` wait for the broker's
   SUBACK, not just the CONNACK.
-* **Reconnects** with exponential backoff (paho's ``reconnect_delay_set``); acknowledgements are only sent on the
-  connection the message came in on (a redelivery after a reconnect is acknowledged when it is committed again).
+* **Reconnects** with exponential backoff; acknowledgements are only sent on the connection the message came in on
+  (a redelivery after a reconnect is acknowledged when it is committed again).
 
 See ``docs/iot.md`` for the broker settings production needs (Mosquitto's defaults drop messages under load).
 """
@@ -31,11 +32,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
-
+from twin.iot import mqtt_wire as wire
+from twin.iot.mqtt_link import MqttLink
 from twin.iot.payload import Message, Parsed
 from twin.iot.settings import MqttSettings
 
@@ -46,7 +44,7 @@ log = logging.getLogger("twin.iot.mqtt")
 
 T = TypeVar("T")
 
-#: (connection epoch, message id, QoS, topic, payload, arrival on the monotonic clock)
+#: (connection epoch, packet id, QoS, topic, payload, arrival on the monotonic clock)
 Received = tuple[int, int, int, str, bytes, float]
 
 
@@ -60,11 +58,8 @@ class MqttIngester:
         self._inbox_bytes = 0
         self._wake = threading.Condition()
         self._stopping = threading.Event()
-        self._epoch = 0
-        self._epoch_lock = threading.Lock()
-        #: Set while the client is connected *and* the broker has granted the subscription.
+        #: Set while the link is connected *and* the broker has granted the subscription.
         self.connected = threading.Event()
-        self._subscribe_mid: int | None = None
         self.last_error: str | None = None
         self.committed_messages = 0
         self._parser: threading.Thread | None = None
@@ -74,80 +69,54 @@ class MqttIngester:
         #: The number of the next batch to evaluate and acknowledge.
         self._turn = 0
         self._turn_changed = threading.Condition()
-        self.client = self._client()
+        self.link = MqttLink(settings, self)
 
-    # -- the paho client --------------------------------------------------------------------------------------
+    # -- what the link reports (on its network thread) --------------------------------------------------------
 
-    def _client(self) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.settings.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
-        address = self.settings.address()
-        if address.username:
-            client.username_pw_set(address.username, address.password)
-        if address.tls:
-            client.tls_set()
-        client.reconnect_delay_set(self.settings.reconnect_min_s, self.settings.reconnect_max_s)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_subscribe = self._on_subscribe
-        return client
+    def link_up(self, epoch: int, session_present: bool) -> None:
+        """Connected (CONNACK); the link subscribes next."""
 
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            self.last_error = f"connect refused: {reason}"
-            log.warning("MQTT %s", self.last_error)
-            return
-        with self._epoch_lock:
-            self._epoch += 1
-        log.info("MQTT connected (session present: %s); subscribing to %s", flags.session_present,
-                 self.settings.topic_filter)
-        _result, self._subscribe_mid = client.subscribe(self.settings.topic_filter, options=SubscribeOptions(qos=1))
-
-    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[Any], _props: Any) -> None:
-        if mid != self._subscribe_mid:
-            return
-        reason = reasons[0]
-        if reason.is_failure:  # e.g. not authorised: stay "not connected" so the status says so
-            self.last_error = f"subscription to {self.settings.topic_filter} refused: {reason}"
+    def subscribed(self, epoch: int, reason_code: int) -> None:
+        """The broker's SUBACK: ready if granted (and warn where only QoS 0 was granted)."""
+        topic_filter = self.settings.topic_filter
+        if reason_code >= 0x80:  # e.g. not authorised: stay "not connected" so the status says so
+            self.last_error = f"subscription to {topic_filter} refused: {wire.reason_text(reason_code)}"
             log.error("MQTT %s", self.last_error)
             return
-        if reason.value < 1:  # e.g. Mosquitto's max_qos 0: readings come, but the broker will not keep them for us
-            self.last_error = (f"the broker granted {self.settings.topic_filter} only QoS {reason.value}: readings it "
-                               "could not deliver are lost (QoS 1 needed; check the broker's max_qos)")
+        if reason_code < 1:  # e.g. Mosquitto's max_qos 0: readings come, but the broker will not keep them for us
+            self.last_error = (f"the broker granted {topic_filter} only QoS {reason_code}: readings it could not "
+                               "deliver are lost (QoS 1 needed; check the broker's max_qos)")
             log.error("MQTT %s", self.last_error)
         self.connected.set()
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        self.connected.clear()
-        with self._epoch_lock:
-            self._epoch += 1  # acknowledgements of what came before belong to a closed connection
-        if not self._stopping.is_set():
-            self.last_error = f"disconnected: {reason}"
-            log.warning("MQTT %s; reconnecting with backoff", self.last_error)
-
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        item = (self._epoch, message.mid, message.qos, message.topic, bytes(message.payload), time.monotonic())
+    def received(self, epoch: int, publishes: list[wire.Publish]) -> None:
+        """Messages of one read from the socket, into the inbox."""
+        now = time.monotonic()
+        items = [(epoch, mid, qos, topic, payload, now) for mid, qos, topic, payload in publishes]
+        size = sum(len(item[4]) for item in items)
         with self._wake:
-            self._inbox.append(item)
-            self._inbox_bytes += len(item[4])
+            was_empty = not self._inbox
+            self._inbox.extend(items)
+            self._inbox_bytes += size
             # the first message starts a batch's window (the parser then waits for it); a full batch closes it
-            if len(self._inbox) == 1 or len(self._inbox) >= self.settings.batch_messages \
+            if was_empty or len(self._inbox) >= self.settings.batch_messages \
                     or self._inbox_bytes >= self.settings.batch_bytes:
                 self._wake.notify()
+
+    def link_down(self, epoch: int, reason: str) -> None:
+        """The connection ended or could not be made (the link retries with backoff)."""
+        self.connected.clear()
+        if not self._stopping.is_set():
+            self.last_error = reason
+            log.warning("MQTT %s; reconnecting with backoff", reason)
 
     # -- start and stop ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Connect (retrying in the background until the broker answers); start the parser and the committers."""
-        address = self.settings.address()
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.settings.session_expiry_s
-        props.ReceiveMaximum = self.settings.receive_maximum
+        self.settings.address()  # a bad TWIN_MQTT_URL fails here, not on the network thread
         self._stopping.clear()
-        self.client.connect_async(address.host, address.port, keepalive=self.settings.keepalive_s,
-                                  clean_start=False, properties=props)
-        self.client.loop_start()
+        self.link.start()
         self._turn = 0
         while not self._parsed.empty():  # a batch left from before a stop: the broker delivers it again
             self._parsed.get_nowait()
@@ -165,8 +134,7 @@ class MqttIngester:
         for thread in (self._parser, *self._committers):
             if thread is not None:
                 thread.join(timeout=timeout)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.link.stop()
         self.connected.clear()
         with self._wake:
             self._inbox.clear()
@@ -274,11 +242,8 @@ class MqttIngester:
         try:
             if self._retrying("evaluate", batch, lambda: self.runtime.evaluate(stored)) is None:
                 return False
-            with self._epoch_lock:
-                epoch = self._epoch
-                for msg_epoch, mid, qos, *_ in batch:
-                    if msg_epoch == epoch and qos > 0:
-                        self.client.ack(mid, qos)
+            epoch = self.link.epoch
+            self.link.ack(epoch, [mid for msg_epoch, mid, qos, *_ in batch if msg_epoch == epoch and qos > 0])
             self.committed_messages += len(batch)
         finally:
             with self._turn_changed:
