@@ -44,6 +44,9 @@ log = logging.getLogger("twin.iot.mqtt")
 
 T = TypeVar("T")
 
+#: Batches' worth of messages (or bytes) the inbox holds before the link stops reading from the broker.
+INBOX_BATCHES = 4
+
 #: (connection epoch, packet id, QoS, topic, payload, arrival on the monotonic clock)
 Received = tuple[int, int, int, str, bytes, float]
 
@@ -56,7 +59,9 @@ class MqttIngester:
         self.settings = settings
         self._inbox: deque[Received] = deque()
         self._inbox_bytes = 0
-        self._wake = threading.Condition()
+        inbox_lock = threading.Lock()
+        self._wake = threading.Condition(inbox_lock)  # messages arrived (or a batch is full)
+        self._room = threading.Condition(inbox_lock)  # the inbox has room again
         self._stopping = threading.Event()
         #: Set while the link is connected *and* the broker has granted the subscription.
         self.connected = threading.Event()
@@ -90,11 +95,19 @@ class MqttIngester:
         self.connected.set()
 
     def received(self, epoch: int, publishes: list[wire.Publish]) -> None:
-        """Messages of one read from the socket, into the inbox."""
+        """Messages of one read from the socket, into the inbox.
+
+        While the inbox holds :data:`INBOX_BATCHES` batches' worth, this waits (and so does the link's reading: the
+        rest stays with the broker). Mosquitto 2.0 stops holding to the Receive Maximum once acknowledgements flow
+        (measured: each PUBACK let another window's worth through), so the window alone does not bound the inbox.
+        """
         now = time.monotonic()
         items = [(epoch, mid, qos, topic, payload, now) for mid, qos, topic, payload in publishes]
         size = sum(len(item[4]) for item in items)
+        most, most_bytes = INBOX_BATCHES * self.settings.batch_messages, INBOX_BATCHES * self.settings.batch_bytes
         with self._wake:
+            while (len(self._inbox) >= most or self._inbox_bytes >= most_bytes) and not self._stopping.is_set():
+                self._room.wait(0.5)
             was_empty = not self._inbox
             self._inbox.extend(items)
             self._inbox_bytes += size
@@ -170,6 +183,7 @@ class MqttIngester:
                 size += len(item[4])
                 batch.append(item)
             self._inbox_bytes -= size
+            self._room.notify_all()
             return batch
 
     def _parse_loop(self) -> None:

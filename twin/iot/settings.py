@@ -59,8 +59,8 @@ class MqttSettings(BaseSettings):
     #: Seconds between PINGREQs; paho drops the connection when a PINGRESP is this late. Under a flood the PINGRESP
     #: queues behind thousands of PUBLISH packets on a starved network thread (30 s timed out once on 2 cores).
     keepalive_s: int = 60
-    reconnect_min_s: int = 1
-    reconnect_max_s: int = 60
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
     #: A batch is committed when it holds this many messages or when its oldest message is this old.
     batch_messages: int = 2_000
     batch_window_ms: int = 50
