@@ -2,6 +2,7 @@
 
 Run: python bench/bench_iot.py [--steady 120] [--burst 60] [--gateway 60] [--quick] [--store postgis-URL]
      [--phases steady,burst,flood,gw-steady,gw-burst,gw-flood,gw-drain|none] [--direct 10]
+     [--bare link|paho] [--no-bare]
 
 Everything runs on this machine (127.0.0.1) and stops by itself:
 
@@ -10,7 +11,8 @@ Everything runs on this machine (127.0.0.1) and stops by itself:
   into ``bench/out/iot/``), or with ``--store postgresql+psycopg://…`` over that twin loaded into PostGIS (the
   database is migrated and every layer replaced), with the MQTT ingester (plain subscription unless
   ``TWIN_MQTT_SHARE_GROUP`` is set; batches; acknowledged after commit);
-* a bare subscriber in its own process that only counts (QoS 1, persistent session): the ceiling;
+* a bare subscriber in its own process that only counts (QoS 1, persistent session): the ceiling; on the twin's own
+  MQTT link, acknowledging every read at once (``--bare paho``: a paho-mqtt client instead);
 * publisher processes that play the sensors (raw MQTT 3.1.1 packets written in bulk, ``bench/mqtt_raw.py``, so the
   load generator leaves the cores to the broker and the twin): one reading a minute each (4,500 msg/s) for
   ``--steady`` seconds, then a 5× burst for ``--burst`` seconds, then a flood (as fast as the publishers go), then
@@ -216,7 +218,8 @@ def drain_phase(name: str, args: argparse.Namespace, ctx: dict[str, Any], *, bat
     counted, ready, stop = mp.Value("q", 0), mp.Event(), mp.Event()
 
     def bare_subscriber() -> mp.Process:
-        proc = mp.Process(target=counter_process, args=(port, bare_id, mp.Value("q", 0), counted, ready, stop))
+        proc = mp.Process(target=counter_process, args=(port, bare_id, mp.Value("q", 0), counted, ready, stop,
+                                                        args.bare))
         proc.start()
         assert ready.wait(10), "the bare subscriber did not subscribe"
         return proc
@@ -315,6 +318,9 @@ def main() -> None:
                         help="geopackage (default), or a PostGIS URL whose database is migrated and overwritten")
     parser.add_argument("--direct", type=int, default=10,
                         help="in-process gateway batches committed after the MQTT phases (0: none)")
+    parser.add_argument("--bare", choices=("link", "paho"), default="link",
+                        help="the bare subscriber's client: the twin's own MQTT link (the ceiling of its receive "
+                             "path; default) or paho-mqtt (a general-purpose client)")
     parser.add_argument("--no-bare", action="store_true",
                         help="live phases without the bare subscriber beside the twin (on a machine too slow for "
                              "both: the twin then has the cores to itself; the drain phase keeps its own)")
@@ -356,7 +362,7 @@ def main() -> None:
     messages, readings = mp.Value("q", 0), mp.Value("q", 0)
     ready, stop = mp.Event(), mp.Event()
     counter = mp.Process(target=counter_process, args=(broker_port, f"bench-count-{uuid.uuid4().hex[:6]}", messages,
-                                                       readings, ready, stop))
+                                                       readings, ready, stop, args.bare))
     if args.no_bare:
         ready.set()
     else:

@@ -1,5 +1,6 @@
 """The processes and clients of the IoT bench: a Mosquitto with production settings, the twin, publishers that play
-the sensors, a bare subscriber that only counts, and an SSE client timing alarm events."""
+the sensors, a bare subscriber that only counts (on the twin's own MQTT link, or paho), and an SSE client timing
+alarm events."""
 
 from __future__ import annotations
 
@@ -51,8 +52,44 @@ def start_twin(location: str, broker_port: int, http_port: int, client_id: str) 
                             cwd=Path(__file__).resolve().parent.parent)
 
 
-def counter_process(port: int, client_id: str, messages: Any, readings: Any, ready: Any, stop: Any) -> None:
-    """The bare subscriber: QoS 1, persistent session ``client_id``, counts messages and readings, nothing else."""
+def counter_process(port: int, client_id: str, messages: Any, readings: Any, ready: Any, stop: Any,
+                    kind: str = "link") -> None:
+    """The bare subscriber: QoS 1, persistent session ``client_id``, counts messages and readings, nothing else.
+
+    ``kind`` "link": the twin's own MQTT link (``twin/iot/mqtt_link.py``), acknowledging each read at once — the
+    ceiling of the twin's receive path; "paho": a paho-mqtt client, the usual general-purpose subscriber.
+    """
+    if kind == "paho":
+        _count_with_paho(port, client_id, messages, readings, ready, stop)
+        return
+    from twin.iot.mqtt_link import MqttLink
+    from twin.iot.settings import MqttSettings
+
+    class Counting:
+        def link_up(self, epoch: int, session_present: bool) -> None:
+            pass
+
+        def subscribed(self, epoch: int, reason_code: int) -> None:
+            ready.set()
+
+        def received(self, epoch: int, publishes: list[Any]) -> None:
+            n = sum(p[3].count(b'"value"') for p in publishes)
+            with messages.get_lock():
+                messages.value += len(publishes)
+                readings.value += n
+            link.ack(epoch, [p[0] for p in publishes])
+
+        def link_down(self, epoch: int, reason: str) -> None:
+            pass
+
+    link = MqttLink(MqttSettings(url=f"mqtt://127.0.0.1:{port}", client_id=client_id, topic_prefix=PREFIX,
+                                 receive_maximum=65_535, session_expiry_s=3600), Counting())
+    link.start()
+    stop.wait()
+    link.stop()
+
+
+def _count_with_paho(port: int, client_id: str, messages: Any, readings: Any, ready: Any, stop: Any) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties

@@ -53,11 +53,11 @@ class MqttSettings(BaseSettings):
     #: How long the broker keeps the session of a disconnected ingester (MQTT 5 Session Expiry Interval).
     session_expiry_s: int = 7 * 24 * 3600
     #: Messages the broker may have in flight to us unacknowledged (MQTT 5 Receive Maximum; 1–65535). Two batches'
-    #: worth keeps the next batch arriving while one commits; far more only makes the network thread compete with
-    #: the committing one (measured: 15,000 msg/s drained at 4,000, 12,500 at 65,535). The rest waits at the broker.
+    #: worth keeps the next batch arriving while one commits; the rest waits at the broker. Mosquitto 2.0.11 holds to
+    #: it only until PUBACKs flow (docs/iot.md); the ingester's own inbox bound holds either way.
     receive_maximum: int = 4_000
-    #: Seconds between PINGREQs; paho drops the connection when a PINGRESP is this late. Under a flood the PINGRESP
-    #: queues behind thousands of PUBLISH packets on a starved network thread (30 s timed out once on 2 cores).
+    #: Seconds without sending before a PINGREQ; a connection on which nothing arrives for twice this is dropped and
+    #: made again (any packet counts: under a flood the PINGRESP may queue behind thousands of PUBLISH packets).
     keepalive_s: int = 60
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
