@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
-
-def _remaining_length(n: int) -> bytes:
-    """MQTT's variable-length integer."""
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | 0x80 if n else digit)
-        if not n:
-            return bytes(out)
-
-
-def _utf8(text: str) -> bytes:
-    data = text.encode()
-    return struct.pack("!H", len(data)) + data
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from twin.iot.mqtt_wire import utf8, varint
 
 
 class RawPublisher:
@@ -35,8 +25,8 @@ class RawPublisher:
     def __init__(self, host: str, port: int, client_id: str, timeout: float = 10.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        body = _utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 0) + _utf8(client_id)
-        self.sock.sendall(b"\x10" + _remaining_length(len(body)) + body)
+        body = utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 0) + utf8(client_id)
+        self.sock.sendall(b"\x10" + varint(len(body)) + body)
         connack = self._read_exactly(4)
         if connack[0] != 0x20 or connack[3] != 0:
             raise ConnectionError(f"the broker refused the connection: CONNACK {connack.hex()}")
@@ -80,8 +70,8 @@ class RawPublisher:
         count = 0
         for topic, payload in messages:
             self._next_id = self._next_id % 65_535 + 1
-            head = _utf8(topic)
-            out += b"\x32" + _remaining_length(len(head) + 2 + len(payload)) + head
+            head = utf8(topic)
+            out += b"\x32" + varint(len(head) + 2 + len(payload)) + head
             out += struct.pack("!H", self._next_id) + payload
             count += 1
         if out:

@@ -64,7 +64,8 @@ def varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _utf8(text: str) -> bytes:
+def utf8(text: str) -> bytes:
+    """A UTF-8 string with its two-byte length."""
     data = text.encode()
     return struct.pack("!H", len(data)) + data
 
@@ -79,18 +80,18 @@ def connect(client_id: str, *, keepalive_s: int, session_expiry_s: int, receive_
     flags = (0x80 if username is not None else 0) | (0x40 if password is not None else 0) | (0x02 if clean_start else 0)
     properties = (bytes([SESSION_EXPIRY_INTERVAL]) + struct.pack("!I", session_expiry_s)
                   + bytes([RECEIVE_MAXIMUM]) + struct.pack("!H", receive_maximum))
-    body = _utf8("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive_s) + varint(len(properties)) + properties
-    body += _utf8(client_id)
+    body = utf8("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive_s) + varint(len(properties)) + properties
+    body += utf8(client_id)
     if username is not None:
-        body += _utf8(username)
+        body += utf8(username)
     if password is not None:
-        body += _utf8(password)
+        body += utf8(password)
     return _packet(0x10, body)
 
 
 def subscribe(packet_id: int, topic_filter: str, qos: int = 1) -> bytes:
     """SUBSCRIBE to one filter (no properties; options: the maximum QoS only)."""
-    return _packet(0x82, struct.pack("!H", packet_id) + b"\x00" + _utf8(topic_filter) + bytes([qos]))
+    return _packet(0x82, struct.pack("!H", packet_id) + b"\x00" + utf8(topic_filter) + bytes([qos]))
 
 
 def pubacks(packet_ids: Sequence[int]) -> bytes:
