@@ -3,8 +3,10 @@ a broker that stops answering, and the Receive Maximum with bulk acknowledgement
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -154,3 +156,34 @@ def test_the_receive_maximum_holds_the_first_window_and_bulk_acknowledgements_mo
     finally:
         link.stop()
         broker.stop()
+
+
+def test_messages_in_the_same_read_as_the_connack_are_delivered() -> None:
+    """A broker resuming a session may send queued PUBLISHes right behind the CONNACK, in one TCP segment."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    publish = b"\x32\x0a" + b"\x00\x03a/b" + b"\x00\x05" + b"\x00" + b"hi"
+
+    def broker() -> None:  # one connection: CONNACK (session present) and a queued PUBLISH in one write
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)  # CONNECT
+            conn.sendall(b"\x20\x03\x01\x00\x00" + publish)
+            conn.recv(4096)  # SUBSCRIBE
+            conn.sendall(b"\x90\x04\x00\x01\x00\x01")
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                conn.recv(4096)  # until the link goes
+
+    thread = threading.Thread(target=broker, daemon=True)
+    thread.start()
+    events = Recorder()
+    link = MqttLink(_settings(f"mqtt://127.0.0.1:{port}", "a"), events)
+    try:
+        link.start()
+        wait_until(lambda: events.subscriptions, timeout=10)
+        assert [p for _, p in events.messages] == [(5, 1, "a/b", b"hi")]
+        assert not events.downs
+    finally:
+        link.stop()
+        server.close()

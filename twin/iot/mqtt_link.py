@@ -47,6 +47,10 @@ class LinkEvents(Protocol):
         """The connection ended, or could not be made; the link tries again after a backoff."""
 
 
+#: PUBLISH packets and other packets split from one read.
+_Packets = tuple[list[wire.Publish], list[wire.Control]]
+
+
 class _Closed(Exception):
     """The connection ended (the reason is the message)."""
 
@@ -71,7 +75,6 @@ class MqttLink:
         self._wake_write.setblocking(False)
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
-        self._pending = b""
 
     # -- the owner's side ----------------------------------------------------------------------------------------
 
@@ -112,7 +115,7 @@ class MqttLink:
         delay = self.settings.reconnect_min_s
         while not self._stopping.is_set():
             try:
-                sock, keepalive = self._open()
+                sock, keepalive, reader, after_connack = self._open()
             except (OSError, wire.ProtocolError, _Closed) as err:
                 self.events.link_down(self.epoch, f"connect failed: {err}")
                 if self._stopping.wait(delay):
@@ -122,7 +125,7 @@ class MqttLink:
             delay = self.settings.reconnect_min_s
             reason = "stopped"
             try:
-                self._serve(sock, keepalive)
+                self._serve(sock, keepalive, reader, after_connack)
             except (OSError, wire.ProtocolError, _Closed) as err:
                 reason = str(err) or type(err).__name__
             finally:
@@ -133,8 +136,12 @@ class MqttLink:
             if not self._stopping.is_set():
                 self._stopping.wait(delay)
 
-    def _open(self) -> tuple[socket.socket, float]:
-        """TCP (and TLS), CONNECT, CONNACK: the connected socket and the keepalive the broker wants."""
+    def _open(self) -> tuple[socket.socket, float, wire.PacketReader, _Packets]:
+        """TCP (and TLS), CONNECT, CONNACK; then the socket, the keepalive the broker wants, and the reader.
+
+        The reader comes with the packets that arrived in the CONNACK's read: a session's queued messages may follow
+        the CONNACK at once.
+        """
         address = self.settings.address()
         sock = socket.create_connection((address.host, address.port), timeout=10)
         try:
@@ -153,36 +160,34 @@ class MqttLink:
                 publishes, controls = reader.feed(chunk)
                 if controls:
                     break
-            if publishes or controls[0].kind != wire.CONNACK:
+            if controls[0].kind != wire.CONNACK:
                 raise wire.ProtocolError("the broker's first packet was not a CONNACK")
             session_present, code, props = wire.connack(controls[0].body)
             if code >= 0x80:
                 detail = props.get(wire.REASON_STRING)
                 raise _Closed(f"connect refused: {wire.reason_text(code)}" + (f" ({detail})" if detail else ""))
-            leftover = bytes(reader.buffer)
         except BaseException:
             sock.close()
             raise
         sock.settimeout(None)
         self._sock = sock
-        self._pending = leftover
         keepalive = float(props.get(wire.SERVER_KEEP_ALIVE, self.settings.keepalive_s))  # type: ignore[arg-type]
         log.info("MQTT connected (session present: %s); subscribing to %s", session_present,
                  self.settings.topic_filter)
         self.events.link_up(self.epoch, session_present)
-        return sock, keepalive
+        return sock, keepalive, reader, (publishes, controls[1:])
 
-    def _serve(self, sock: socket.socket, keepalive: float) -> None:
+    def _serve(self, sock: socket.socket, keepalive: float, reader: wire.PacketReader, first: _Packets) -> None:
         """Subscribe, then read, ping and write until the connection ends."""
         epoch = self.epoch
-        reader = wire.PacketReader()
         sock.sendall(wire.subscribe(SUBSCRIBE_ID, self.settings.topic_filter))
         last_sent = last_heard = time.monotonic()
         selector = selectors.DefaultSelector()
         selector.register(sock, selectors.EVENT_READ, "broker")
         selector.register(self._wake_read, selectors.EVENT_READ, "wake")
         try:
-            chunk = self._pending
+            self._dispatch(epoch, *first)
+            chunk = b""
             while True:
                 if chunk:
                     last_heard = time.monotonic()
